@@ -5,7 +5,8 @@
 # %% auto 0
 __all__ = ['PRESETS', 'PAPER', 'CLAIMS', 'MISSING_REASONS', 'resolve_preset', 'check_choice', 'hardware', 'git_commit',
            'output_dirs', 'Record', 'paper_number', 'load_results', 'results_table', 'claims_table', 'render_readme',
-           'write_readme']
+           'write_readme', 'frechet_lowrank', 'fid_of', 'fit_and_eval', 'compare', 'pairs', 'save_grid', 'record_eval',
+           'table']
 
 # %% ../nbs/08_repro.ipynb
 import datetime, json, os, platform, subprocess, tempfile, time
@@ -180,3 +181,177 @@ def write_readme():
 MISSING_REASONS = {
     "C9": "by construction: `shortrun_lvm.langevin.short_run` takes any generator; parameter counts in nbs/01_models.ipynb (no encoder)",
 }
+
+# %% ../nbs/08_repro.ipynb
+import dataclasses, math, re
+import numpy as np
+
+def frechet_lowrank(feat, mu_r, sigma_r):
+    "Squared Fréchet distance of N(mean, unbiased cov of `feat` (n, d)) to N(mu_r, sigma_r); exact, the trace from an n x n eigenproblem."
+    f = np.asarray(feat, np.float64)
+    n = len(f)
+    if n < 2: raise ValueError(f"need at least 2 feature vectors, got {n}")
+    mu_r, sigma_r = np.asarray(mu_r, np.float64), np.asarray(sigma_r, np.float64)
+    mu = f.mean(0); A = f - mu
+    M = A @ sigma_r @ A.T / (n - 1)               # its eigenvalues are the non-zero ones of sigma_g @ sigma_r
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((M + M.T) / 2), 0, None)).sum()
+    d = mu - mu_r
+    return float(d @ d + (A * A).sum() / (n - 1) + np.trace(sigma_r) - 2 * tr_covmean)
+
+# %% ../nbs/08_repro.ipynb
+def fid_of(sample_fn, n, ref, n_ref, device="cpu", root="data", weights=None, progress=True):
+    "FID (standard Inception, TF convention) of `n` draws of `sample_fn(k)` vs the first `n_ref` `ref` training images; the metrics.fid dict."
+    from shortrun_lvm import metrics
+    if n >= 2048: return metrics.fid(sample_fn, ref=ref, n=n, n_ref=n_ref, device=device, root=root, weights=weights, progress=progress)
+    t0 = time.perf_counter()
+    out = dict(fid=None, n_gen=None, n_ref=None, convention="tf", quantize=False, weights=None, ref=None, reason=None,
+               method="lowrank", paper_protocol=False, label=None, seconds=None)
+    try: net = metrics.load_inception(weights, device)
+    except metrics.FIDUnavailable as e:
+        out.update(reason=str(e), label="FID unavailable", seconds=time.perf_counter() - t0)
+        return out
+    mu_r, s_r, out["n_ref"], out["ref"] = metrics.ref_stats(net, ref, "train", n_ref, "tf", False, 50, root, True, progress)
+    feat = metrics.inception_features(net, sample_fn, "tf", False, 50, n, progress)
+    out.update(fid=frechet_lowrank(feat, mu_r, s_r), n_gen=len(feat), weights=net.sha1, seconds=time.perf_counter() - t0,
+               label=f"FID (tf; {len(feat)} samples vs {out['n_ref']} reference)")
+    return out
+
+# %% ../nbs/08_repro.ipynb
+def _cut_note(out):
+    "Why a run is smaller than its config asked ('' if it ran to the end)."
+    if not out["cut"]: return ""
+    return f"cut by {out['reason']} at {out['iters']} iterations ({out['epochs']:.3g} epochs)"
+
+def fit_and_eval(cfg, test=None, n_eval=1000, fid_n=None, fid_ref=None, fid_n_ref=None, fd_mnist_ref=None, fd_n=None,
+                 fd_n_ref=10_000, n_show=32, fid_weights=None, progress=True, train_fn=None):
+    "Train `cfg` (shortrun_lvm.train.train), then test MSE, FID (if `fid_n`) and FD (MNIST-net) (MNIST); a dict of numbers and image tensors."
+    from shortrun_lvm.train import train, seeded, seed_for, EVAL
+    from shortrun_lvm import metrics
+    from shortrun_lvm.data import get_dataset
+    n_test = cfg.n_test if cfg.n_test is None else max(cfg.n_test, int(n_eval), int(n_show))
+    if test is None: test = get_dataset(cfg.dataset, "test", root=cfg.data_root, n=n_test, progress=progress)
+    if fid_n is not None and int(fid_n) < 2: raise ValueError(f"fid_n={fid_n}: FID needs at least 2 samples")
+    cfg = dataclasses.replace(cfg, eval_n=int(n_eval), n_test=n_test, progress=progress)
+    t0 = time.perf_counter()
+    res = (train_fn or train)(cfg)
+    train_s = time.perf_counter() - t0
+    method = res.method
+    dev = next(method.parameters()).device
+    method.eval()
+    out = dict(label=None, method=cfg.method, model=cfg.model, model_kw=dict(cfg.model_kw), dataset=cfg.dataset,
+               iters=int(res.metrics["iters"]), epochs=float(res.metrics["epochs"]), cut=bool(res.cut_short),
+               reason=res.reason, train_seconds=round(train_s, 1), run_dir=str(res.run_dir),
+               params_g=sum(p.numel() for p in method.g.parameters()), params_total=sum(p.numel() for p in method.parameters()),
+               cfg=json.loads(json.dumps(dataclasses.asdict(cfg), default=str)))
+    mse = float(res.metrics["test_mse_pm1"])
+    out.update(mse=mse, mse01=mse / 4, n_eval=min(int(n_eval), len(test)))
+    # images for the figures: the first n_show test images, their reconstructions and n_show samples
+    k = min(int(n_show), len(test))
+    x = test.batch(torch.arange(k)).to(dev)
+    with seeded(seed_for(cfg.seed, EVAL, 11), dev), torch.enable_grad(): xr = method.reconstruct(x).detach()
+    with seeded(seed_for(cfg.seed, EVAL, 12), dev), torch.no_grad(): xs = method.sample(int(n_show)).detach()
+    out.update(test_images=x.cpu(), recon=xr.cpu(), samples=xs.cpu())
+    def sample_fn(m):
+        with torch.no_grad(): return method.sample(m).detach()
+    out.update(fid=None, fid_info=None, fd_mnist=None, fd_mnist_info=None)
+    if fid_n:                                     # FID of samples vs the training set
+        with seeded(seed_for(cfg.seed, EVAL, 13), dev):
+            f = fid_of(sample_fn, int(fid_n), fid_ref if fid_ref is not None else cfg.dataset, int(fid_n_ref or fid_n),
+                       dev, cfg.data_root, fid_weights, progress)
+        out.update(fid=f["fid"], fid_info={k_: v for k_, v in f.items() if k_ != "fid"})
+    if cfg.dataset == "mnist" and (fd_n or fid_n):   # Fréchet distance in the MNIST classifier's features (not an FID)
+        with seeded(seed_for(cfg.seed, EVAL, 14), dev):
+            d = metrics.fd_mnist(sample_fn, ref=fd_mnist_ref if fd_mnist_ref is not None else "mnist", n=int(fd_n or fid_n),
+                                 n_ref=int(fd_n_ref), device=dev, root=cfg.data_root, progress=progress)
+        out.update(fd_mnist=d["fd"], fd_mnist_info={k_: v for k_, v in d.items() if k_ != "fd"})
+    out.update(result=res, cut_note=_cut_note(out))
+    return out
+
+# %% ../nbs/08_repro.ipynb
+def _slug(label): return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
+
+def _train_len(cfg):
+    "Number of training images `cfg` uses."
+    from shortrun_lvm.data import get_dataset
+    n = len(get_dataset(cfg.dataset, "train", root=cfg.data_root, progress=False))
+    return n if cfg.n_train is None else min(n, cfg.n_train)
+
+def compare(base_cfg, methods, test=None, match_iters=True, **fit_kw):
+    "`fit_and_eval` per {label: overrides of base_cfg} with everything else fixed; `match_iters`: later runs stop at the first run's iterations."
+    keys = {f.name for f in dataclasses.fields(base_cfg)}
+    outs, ref_iters = {}, None
+    for label, over in methods.items():
+        over = dict(over)
+        fkw = {**fit_kw, **over.pop("fit", {})}          # per-run options of fit_and_eval (e.g. no FID for this one)
+        bad = sorted(set(over) - keys)
+        if bad: raise ValueError(f"{label}: unknown config key(s) {bad}")
+        over.setdefault("name", f"{base_cfg.name}_{_slug(label)}")
+        if base_cfg.out_dir and "out_dir" not in over: over["out_dir"] = str(Path(base_cfg.out_dir) / _slug(label))
+        cfg = dataclasses.replace(base_cfg, **over)
+        if match_iters and ref_iters is not None:
+            cfg = dataclasses.replace(cfg, max_iters=ref_iters if cfg.max_iters is None else min(cfg.max_iters, ref_iters))
+        if cfg.method == "2svae" and "stage2_epochs" not in cfg.method_kw and cfg.max_iters is not None:
+            # Dai & Wipf's ratio (the baseline's default): stage 2 trains 2x the epochs stage 1 actually gets
+            ep = cfg.max_iters / max(_train_len(cfg) // cfg.batch_size, 1)
+            cfg = dataclasses.replace(cfg, method_kw={**cfg.method_kw, "stage2_epochs": max(1, math.ceil(2 * min(ep, cfg.epochs)))})
+        outs[label] = o = fit_and_eval(cfg, test, **fkw)
+        o["label"] = label
+        if match_iters and ref_iters is None: ref_iters = o["iters"]
+    return outs
+
+# %% ../nbs/08_repro.ipynb
+def _to01(x): return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
+
+def pairs(x, x_hat, nrow=8):
+    "Rows of `nrow` originals, each followed by the row of their reconstructions (for `save_grid`)."
+    n = min(len(x), len(x_hat))
+    return torch.cat([torch.cat([x[i:i + nrow], x_hat[i:i + nrow]]) for i in range(0, n, nrow)])
+
+def save_grid(images, path, nrow=8, title=None, panel_width=3.2):
+    "Images in [-1, 1] (N, C, H, W), or {label: images} for side-by-side panels, as one titled PNG; returns the path."
+    from matplotlib.figure import Figure
+    from torchvision.utils import make_grid
+    panels = images if isinstance(images, dict) else {"": images}
+    grids = {k: make_grid(_to01(v), nrow=nrow, padding=2, pad_value=1.0).permute(1, 2, 0).numpy() for k, v in panels.items()}
+    h, w = next(iter(grids.values())).shape[:2]
+    fig = Figure(figsize=(panel_width * len(grids), panel_width * h / w + (0.6 if title else 0.2) + (0.3 if len(grids) > 1 else 0)))
+    axs = fig.subplots(1, len(grids), squeeze=False)[0]
+    for ax, (k, g) in zip(axs, grids.items()):
+        ax.imshow(g.squeeze(-1) if g.shape[-1] == 1 else g, cmap="gray" if g.shape[-1] == 1 else None, interpolation="nearest")
+        ax.set_axis_off()
+        if k: ax.set_title(k, fontsize=9)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+# %% ../nbs/08_repro.ipynb
+def record_eval(rec, out, method=None, dataset=None, claims=(), split="test", note=""):
+    "Add `out`'s numbers to Record `rec`: test MSE, FID (or why it is missing), FD (MNIST-net); each with its run's scale."
+    method, dataset = method or out["label"], dataset or out["dataset"]
+    scale = dict(iters=out["iters"], epochs=round(out["epochs"], 4), n_train=out["cfg"].get("n_train"),
+                 batch_size=out["cfg"]["batch_size"], K=out["cfg"]["K"], model=out["model"], model_kw=out["model_kw"],
+                 train_seconds=out["train_seconds"], cut=out["cut"], reason=out["reason"])
+    notes = "; ".join(s for s in (note, out["cut_note"]) if s)
+    c = list(claims) if not isinstance(claims, str) else [claims]
+    rows = [rec.add(dataset, "test MSE [-1,1]", method, out["mse"], claim=c[0] if c else None, split=split, note=notes,
+                    mse01=out["mse01"], n_eval=out["n_eval"], **scale)]
+    fi = out.get("fid_info")
+    if fi is not None:
+        lab = fi["label"] if out["fid"] is not None else "FID"
+        rows.append(rec.add(dataset, lab, method, out["fid"], claim=c[1] if len(c) > 1 else None, split="samples vs train",
+                            note="; ".join(s for s in (notes, "" if out["fid"] is not None else f"FID unavailable: {fi['reason']}") if s),
+                            n_gen=fi["n_gen"], n_ref=fi["n_ref"], fid_ref=fi["ref"], **scale))
+    if out.get("fd_mnist_info") is not None:
+        di = out["fd_mnist_info"]
+        rows.append(rec.add(dataset, di["name"], method, out["fd_mnist"], claim=c[1] if len(c) > 1 else None, split="samples vs train",
+                            note=notes, n_gen=di["n_gen"], n_ref=di["n_ref"], **scale))
+    rec.d.setdefault("runs", {})[method] = dict(scale, run_dir=out["run_dir"], params_g=out["params_g"], params_total=out["params_total"])
+    if out["cut"]: rec.d["reduced_scale"] = True
+    return rows
+
+def table(rows, cols=("method", "metric", "paper", "ours", "iters", "epochs", "note")):
+    "A pandas DataFrame of Record rows: the paper's number beside ours."
+    import pandas as pd
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows])
