@@ -16,7 +16,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # %% ../nbs/05_metrics.ipynb
 def recon_mse(x, x_hat):
@@ -243,6 +243,7 @@ def ref_stats(net, ref, split="train", n_ref=PAPER_N, convention="tf", quantize=
     if isinstance(ref, (str, Path)) and str(ref).endswith(".npz"):
         mu, sigma, p = load_stats(ref)
         if p.get("convention", convention) != convention: raise ValueError(f"{ref} was computed with convention {p['convention']!r}")
+        if p.get("weights_sha1", net.sha1) != net.sha1: raise ValueError(f"{ref} was computed with other weights (sha1 {p['weights_sha1']})")
         return mu, sigma, p.get("n"), f"statistics file {ref}"
     if not isinstance(ref, str):
         mu, sigma, n = inception_stats(net, ref, convention, quantize, batch_size, n_ref, progress)
@@ -274,6 +275,8 @@ def fid(samples, ref="cifar10", n=None, batch_size=50, split="train", n_ref=PAPE
     "FID of `samples` (images in [-1, 1], or a sampler `sample_fn(k)` with `n`) against `ref`: a dict that says what was measured."
     t0 = time.perf_counter()
     _check_convention(convention)
+    if callable(samples) and not isinstance(samples, torch.Tensor) and n is None:
+        raise ValueError("a sampler needs `n`, the number of samples to draw (the paper: 40,000)")
     out = dict(fid=None, n_gen=None, n_ref=None, convention=convention, quantize=quantize, weights=None,
                ref=None, reason=None, method=method, paper_protocol=False, label=None, seconds=None)
     try: net = load_inception(weights, device)
@@ -284,7 +287,7 @@ def fid(samples, ref="cifar10", n=None, batch_size=50, split="train", n_ref=PAPE
     mu_r, s_r, out["n_ref"], out["ref"] = ref_stats(net, ref, split, n_ref, convention, quantize, batch_size, root, cache, progress, cache_dir)
     mu_g, s_g, out["n_gen"] = inception_stats(net, samples, convention, quantize, batch_size, n, progress)
     out["fid"] = frechet_distance(mu_g, s_g, mu_r, s_r, method=method)
-    out["paper_protocol"] = (isinstance(ref, str) and split == "train" and convention == "tf" and not quantize
+    out["paper_protocol"] = (isinstance(ref, str) and not ref.endswith(".npz") and split == "train" and convention == "tf" and not quantize
                              and out["n_gen"] == PAPER_N and out["n_ref"] == PAPER_N)
     out["label"] = (f"FID ({convention}{', 8-bit' if quantize else ''}; {out['n_gen']} samples vs "
                     f"{out['n_ref'] if out['n_ref'] is not None else '?'} reference"
