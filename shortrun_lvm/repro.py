@@ -153,8 +153,10 @@ def claims_table(results=None, reasons=None):
         if hits:
             ev = "; ".join(f"{row['method']} {row['metric']} {_fmt(row['ours'])} ({row['dataset']}, {nb})" for nb, row in hits[:6])
             if len(hits) > 6: ev += f"; ... {len(hits) - 6} more"
-        else: ev = reasons.get(c, "not yet measured")
-        if figs: ev += "; figures: " + ", ".join(figs)
+        else: ev = reasons.get(c) or ("" if figs else "not yet measured")
+        if figs: ev += ("; " if ev else "") + "figures: " + ", ".join(figs)
+        vs = [f"{r['notebook']} ({r['preset']}): {r['verdicts'][c]}" for r in results if c in (r.get("verdicts") or {})]
+        if vs: ev += "; verdicts: " + "; ".join(vs)
         lines.append(f"| {c} | {text} | {ev} |")
     return "\n".join(lines)
 
@@ -199,10 +201,11 @@ def frechet_lowrank(feat, mu_r, sigma_r):
     return float(d @ d + (A * A).sum() / (n - 1) + np.trace(sigma_r) - 2 * tr_covmean)
 
 # %% ../nbs/08_repro.ipynb
-def fid_of(sample_fn, n, ref, n_ref, device="cpu", root="data", weights=None, progress=True):
+def fid_of(sample_fn, n, ref, n_ref, device="cpu", root="data", weights=None, batch_size=50, progress=True):
     "FID (standard Inception, TF convention) of `n` draws of `sample_fn(k)` vs the first `n_ref` `ref` training images; the metrics.fid dict."
     from shortrun_lvm import metrics
-    if n >= 2048: return metrics.fid(sample_fn, ref=ref, n=n, n_ref=n_ref, device=device, root=root, weights=weights, progress=progress)
+    if n >= 2048: return metrics.fid(sample_fn, ref=ref, n=n, n_ref=n_ref, device=device, root=root, weights=weights,
+                                     batch_size=batch_size, progress=progress)
     t0 = time.perf_counter()
     out = dict(fid=None, n_gen=None, n_ref=None, convention="tf", quantize=False, weights=None, ref=None, reason=None,
                method="lowrank", paper_protocol=False, label=None, seconds=None)
@@ -210,8 +213,8 @@ def fid_of(sample_fn, n, ref, n_ref, device="cpu", root="data", weights=None, pr
     except metrics.FIDUnavailable as e:
         out.update(reason=str(e), label="FID unavailable", seconds=time.perf_counter() - t0)
         return out
-    mu_r, s_r, out["n_ref"], out["ref"] = metrics.ref_stats(net, ref, "train", n_ref, "tf", False, 50, root, True, progress)
-    feat = metrics.inception_features(net, sample_fn, "tf", False, 50, n, progress)
+    mu_r, s_r, out["n_ref"], out["ref"] = metrics.ref_stats(net, ref, "train", n_ref, "tf", False, batch_size, root, True, progress)
+    feat = metrics.inception_features(net, sample_fn, "tf", False, batch_size, n, progress)
     out.update(fid=frechet_lowrank(feat, mu_r, s_r), n_gen=len(feat), weights=net.sha1, seconds=time.perf_counter() - t0,
                label=f"FID (tf; {len(feat)} samples vs {out['n_ref']} reference)")
     return out
@@ -223,7 +226,7 @@ def _cut_note(out):
     return f"cut by {out['reason']} at {out['iters']} iterations ({out['epochs']:.3g} epochs)"
 
 def fit_and_eval(cfg, test=None, n_eval=1000, fid_n=None, fid_ref=None, fid_n_ref=None, fd_mnist_ref=None, fd_n=None,
-                 fd_n_ref=10_000, n_show=32, fid_weights=None, progress=True, train_fn=None):
+                 fd_n_ref=10_000, n_show=32, fid_weights=None, fid_batch=50, progress=True, train_fn=None):
     "Train `cfg` (shortrun_lvm.train.train), then test MSE, FID (if `fid_n`) and FD (MNIST-net) (MNIST); a dict of numbers and image tensors."
     from shortrun_lvm.train import train, seeded, seed_for, EVAL
     from shortrun_lvm import metrics
@@ -257,7 +260,7 @@ def fit_and_eval(cfg, test=None, n_eval=1000, fid_n=None, fid_ref=None, fid_n_re
     if fid_n:                                     # FID of samples vs the training set
         with seeded(seed_for(cfg.seed, EVAL, 13), dev):
             f = fid_of(sample_fn, int(fid_n), fid_ref if fid_ref is not None else cfg.dataset, int(fid_n_ref or fid_n),
-                       dev, cfg.data_root, fid_weights, progress)
+                       dev, cfg.data_root, fid_weights, fid_batch, progress)
         out.update(fid=f["fid"], fid_info={k_: v for k_, v in f.items() if k_ != "fid"})
     if cfg.dataset == "mnist" and (fd_n or fid_n):   # Fréchet distance in the MNIST classifier's features (not an FID)
         with seeded(seed_for(cfg.seed, EVAL, 14), dev):
