@@ -266,6 +266,30 @@ def bench_precision(name, dev, B, K, repeats):
     for m in modes: out[m].update(iter=med(t[m][1:]), iter_s=t[m][1:])
     return out
 
+def bench_precision_trained(ckpt_dir, dev, n=200, seeds=3):
+    """The reconstruction MSE of a *trained* run's test images with its chain in fp32 and in reduced precision (TF32 on
+    CUDA, bf16 autocast on both), from the same z_0 and noise; the generator decodes in fp32. The target: within 1%."""
+    from shortrun_lvm.train import load_run
+    from shortrun_lvm.data import get_dataset
+    method, cfg, ck = load_run(ckpt_dir, device=str(dev))
+    g = method.g.eval()
+    x = get_dataset(cfg.dataset, "test", root=cfg.data_root).batch(torch.arange(n)).to(dev)
+    modes = dict(fp32=dict(tf32=False), bf16=dict(tf32=False, amp_dtype=torch.bfloat16))
+    if dev.type == "cuda": modes.update(tf32=dict(tf32=True), bf16_nhwc=dict(tf32=False, amp_dtype=torch.bfloat16, channels_last=True))
+    out = dict(run=str(ckpt_dir), model=cfg.model, model_kw=cfg.model_kw, dataset=cfg.dataset, iters=ck["iter"], n_test=n,
+               K=cfg.K, s=getattr(method, "s", cfg.s), sigma=cfg.sigma, seeds=seeds, modes={})
+    for m, kw in modes.items():
+        gm = copy.deepcopy(g) if kw.get("channels_last") else g
+        fc = FastChain(gm, cfg.K, out["s"], cfg.sigma, **kw)
+        mses = []
+        for sd in range(seeds):
+            torch.manual_seed(100 + sd); zK = fc(x)
+            with precision(tf32=False), torch.no_grad(): mses.append((x - g(zK)).pow(2).mean().item())
+        out["modes"][m] = dict(mse=statistics.mean(mses), mse_per_seed=mses)
+    ref = out["modes"]["fp32"]["mse"]
+    for m, v in out["modes"].items(): v["rel_to_fp32"] = v["mse"] / ref - 1
+    return out
+
 def bench_stepsize(dev, iter_s, B, budget_s=120):
     """One step-size re-estimation on celeba32_l5 (if shortrun_lvm.stepsize exists) vs 5 epochs of training (400 iterations
     each). optimize(method="grid") evaluates the objective once per grid value (9), each a K=25 chain: one evaluation is timed
@@ -389,6 +413,8 @@ def main():
     ap.add_argument("--no-stepsize", action="store_true", help="skip the step-size re-estimation row")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
     ap.add_argument("--report", default=None, metavar="JSON", help="only print the tables of an earlier run's JSON")
+    ap.add_argument("--precision-run", default=None, metavar="RUN_DIR",
+                    help="only: test MSE of a trained run (its ckpt.pt) with the chain in fp32 vs TF32/bf16 -> results/precision_<device>.json")
     ap.add_argument("--out", default=None, help="JSON path (default results/bench_<device>[_quick].json)")
     a = ap.parse_args()
     if a.report:
@@ -402,6 +428,15 @@ def main():
     if cuda:
         if dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
+    if a.precision_run:
+        R = dict(env=environment(dev), precision_trained=bench_precision_trained(Path(a.precision_run), dev))
+        out = Path(a.out) if a.out else ROOT / "results" / f"precision_{dev.type}.json"
+        out.write_text(json.dumps(R, indent=1, default=str))
+        p = R["precision_trained"]
+        print(f"{p['model']} {p['model_kw']} on {p['dataset']}, {p['iters']} iterations trained; {p['n_test']} test images, K={p['K']}, "
+              f"s={p['s']}, {p['seeds']} noise seeds")
+        for m, v in p["modes"].items(): print(f"  {m:10s} test MSE {v['mse']:.6f}  ({v['rel_to_fp32']:+.3%} vs fp32)")
+        return print(f"wrote {out}")
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)  # many shapes and modes in one process
     B = a.batch or (25 if a.quick else 100); K = a.K or (5 if a.quick else 25)
     repeats = a.repeats or (10 if cuda else 3)
@@ -440,7 +475,7 @@ def main():
     base = R["presets"].get("celeba32_l5")
     if base and not a.no_stepsize:
         v = base["variants"]
-        it = v.get("fast", v["ours"])["iter"] * (100 / base["batch"]) * (base["K"] / 25)   # rescaled to batch 100, K=25
+        it = v.get("fast", v["ours"])["iter"] * (100 / base["batch"]) * (25 / base["K"])   # rescaled to batch 100, K=25 (linear in both)
         R["stepsize"] = bench_stepsize(dev, it, a.stepsize_batch or (8 if cuda else 1), a.stepsize_budget); save()
         print("stepsize:", R["stepsize"], flush=True)
     for name in a.scaling_presets.split(",") if Ks or Bs else []:
