@@ -414,7 +414,7 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
     ap.add_argument("--report", default=None, metavar="JSON", help="only print the tables of an earlier run's JSON")
     ap.add_argument("--precision-run", default=None, metavar="RUN_DIR",
-                    help="only: test MSE of a trained run (its ckpt.pt) with the chain in fp32 vs TF32/bf16 -> results/precision_<device>.json")
+                    help="only: test MSE of trained runs (comma-separated run dirs with ckpt.pt), chain in fp32 vs TF32/bf16 -> results/precision_<device>.json")
     ap.add_argument("--out", default=None, help="JSON path (default results/bench_<device>[_quick].json)")
     a = ap.parse_args()
     if a.report:
@@ -429,13 +429,14 @@ def main():
         if dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
     if a.precision_run:
-        R = dict(env=environment(dev), precision_trained=bench_precision_trained(Path(a.precision_run), dev))
+        R = dict(env=environment(dev), precision_trained=[])
         out = Path(a.out) if a.out else ROOT / "results" / f"precision_{dev.type}.json"
-        out.write_text(json.dumps(R, indent=1, default=str))
-        p = R["precision_trained"]
-        print(f"{p['model']} {p['model_kw']} on {p['dataset']}, {p['iters']} iterations trained; {p['n_test']} test images, K={p['K']}, "
-              f"s={p['s']}, {p['seeds']} noise seeds")
-        for m, v in p["modes"].items(): print(f"  {m:10s} test MSE {v['mse']:.6f}  ({v['rel_to_fp32']:+.3%} vs fp32)")
+        for run in a.precision_run.split(","):
+            R["precision_trained"].append(p := bench_precision_trained(Path(run), dev))
+            out.write_text(json.dumps(R, indent=1, default=str))
+            print(f"{p['model']} {p['model_kw']} on {p['dataset']}, {p['iters']} iterations trained; {p['n_test']} test images, "
+                  f"K={p['K']}, s={p['s']}, {p['seeds']} noise seeds")
+            for m, v in p["modes"].items(): print(f"  {m:10s} test MSE {v['mse']:.6f}  ({v['rel_to_fp32']:+.3%} vs fp32)")
         return print(f"wrote {out}")
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)  # many shapes and modes in one process
     B = a.batch or (25 if a.quick else 100); K = a.K or (5 if a.quick else 25)
