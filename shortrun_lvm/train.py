@@ -434,7 +434,7 @@ def _check_cfg(cfg, world):
     if cfg.batch_size % S: raise ValueError(f"batch_size={cfg.batch_size} must split evenly into {world} rank(s) x grad_accum={cfg.grad_accum}")
     if cfg.s_method not in ("grid", "gd"): raise ValueError(f"s_method must be 'grid' or 'gd', got {cfg.s_method!r}")
     if cfg.fast_kw and not cfg.fast: raise ValueError(f"fast_kw={cfg.fast_kw} given but fast=False")
-    if cfg.fid_n < 0: raise ValueError(f"fid_n must be >= 0 (0: no FID), got {cfg.fid_n}")
+    if cfg.fid_n < 0 or cfg.fid_n == 1: raise ValueError(f"fid_n must be 0 (no FID) or at least 2, got {cfg.fid_n}")
     if cfg.fid_method not in ("sqrtm", "eigh"): raise ValueError(f"fid_method must be 'sqrtm' or 'eigh', got {cfg.fid_method!r}")
     for k in ("ckpt_every", "log_every", "sample_every", "epochs", "grad_accum", "batch_size", "fid_batch"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(cfg, k)}")
