@@ -531,7 +531,7 @@ def _train(cfg, ddp, rank, world, dev):
         s = getattr(method, "s", None)
         return "-" if s is None else "/".join(f"{v:.3g}" for v in (s if isinstance(s, (list, tuple)) else [s]))
 
-    t_start, reason, t_last, it_last, perm_epoch, t_s = time.perf_counter(), "done", time.perf_counter(), it, None, None
+    t_start, reason, t_last, it_last, perm_epoch, t_s, warned_s = time.perf_counter(), "done", time.perf_counter(), it, None, None, False
     bar = None
     if master and cfg.progress:
         from tqdm import tqdm
@@ -554,6 +554,11 @@ def _train(cfg, ddp, rank, world, dev):
                         s_hist.append(dict(epoch=epoch, iter=it, s=method.s, method=cfg.s_method, seconds=round(sec, 3),
                                            share_of_training=share))
                         s_last, t_s = epoch, time.perf_counter()
+                        if master and share is not None and share > 0.1 and not warned_s:
+                            warned_s = True
+                            warnings.warn(f"step-size re-estimation took {sec:.1f} s, {share:.0%} of the training time since the "
+                                          f"previous one (target: under 10%): use s_estimator='gaussian' (the cheapest), a smaller "
+                                          f"s_batch (now {cfg.s_batch}) or a larger s_every (now {cfg.s_every})")
                         log(dict(kind="s", **s_hist[-1]))
                 if epoch != perm_epoch: perm, perm_epoch = epoch_perm(cfg.seed, epoch, len(data)), epoch   # (also mid-epoch, after a resume)
                 batch = perm[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
