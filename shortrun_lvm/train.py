@@ -381,7 +381,7 @@ def _fid(method, cfg, dev, rank, world, progress=False):
     for c in tqdm(mine, desc="FID samples", unit="chunk", disable=not progress, leave=False):
         with seeded(seed_for(cfg.seed, FIDS, c), dev):
             x = method.sample(min(cfg.fid_batch, cfg.fid_n - c * cfg.fid_batch))
-        rs.update(M._inception_batch(net, x, "tf", False))
+        rs.update(M.inception_features(net, x, batch_size=cfg.fid_batch, progress=False))
     out = [None]
     if world > 1:
         import torch.distributed as dist
@@ -539,7 +539,6 @@ def _train(cfg, ddp, rank, world, dev):
     t_start, reason, t_last, it_last, perm_epoch, t_s, warned_s = time.perf_counter(), "done", time.perf_counter(), it, None, None, False
     bar = None
     if master and cfg.progress:
-        from tqdm import tqdm
         bar = tqdm(total=stop_at, initial=it, desc=f"{cfg.method} {cfg.name}", dynamic_ncols=True, mininterval=1.0)
     if it == 0: evaluate(0, "e0000")                    # the untrained generator, for reference
     try:
