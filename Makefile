@@ -1,5 +1,5 @@
-# shortrun_lvm -- every target sets itself up: it creates .venv if missing and installs the pins
-# from settings.ini. Quick start (README): `make test` and `make repro`.
+# shortrun_lvm -- every target sets itself up: it creates .venv if missing and installs the package with its
+# dev and fid extras at the tested versions of constraints.txt. Quick start (README): `make test` and `make repro`.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,18 +7,19 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Offline data mirror: ../shared/data when it is there (CI and the project machines), else torchvision downloads.
 SHORTRUN_LVM_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 export SHORTRUN_LVM_MIRROR
-NODEPS := $(shell sed -n 's/^nodeps_requirements *= *//p' settings.ini)
+KERNEL := shortrun_lvm
 PRESET ?=
 PM_PRESET := $(if $(PRESET),-p preset $(PRESET),)
+# papermill with the project's kernel; cells' output (prints, training bars) streamed to the terminal as they run
+PAPERMILL := papermill -k $(KERNEL) --cwd nbs --progress-bar --log-output
 REPRO := cifar mnist celeba inpaint hierarchy stepsize svhn
 
-.PHONY: test test-slow repro repro-all export clean-nbs readme bench lab
+.PHONY: test test-slow repro repro-all export clean-nbs readme bench lab kernel docs docs-check
 
-$(VENV)/.installed: settings.ini setup.py
+$(VENV)/.installed: settings.ini setup.py constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps $(NODEPS)
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (shortrun_lvm)" >/dev/null
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,fid]"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 ($(KERNEL))" >/dev/null
 	@touch $@
 
 ## Fast tests: every notebook, cells tagged slow/gpu skipped
@@ -35,12 +36,12 @@ test-slow: $(VENV)/.installed
 ## Main reproduction job (CIFAR-10). Preset: "paper" on CUDA, "cpu" otherwise; override with PRESET=...
 repro: $(VENV)/.installed
 	@mkdir -p runs
-	papermill -k python3 --cwd nbs nbs/repro_cifar.ipynb runs/repro_cifar.out.ipynb $(PM_PRESET)
+	$(PAPERMILL) nbs/repro_cifar.ipynb runs/repro_cifar.out.ipynb $(PM_PRESET)
 
 ## Every reproduction notebook, one after the other
 repro-all: $(VENV)/.installed
 	@mkdir -p runs
-	for nb in $(REPRO); do papermill -k python3 --cwd nbs nbs/repro_$$nb.ipynb runs/repro_$$nb.out.ipynb $(PM_PRESET) || exit 1; done
+	for nb in $(REPRO); do $(PAPERMILL) nbs/repro_$$nb.ipynb runs/repro_$$nb.out.ipynb $(PM_PRESET) || exit 1; done
 	$(PY) tools/make_readme.py
 
 ## Speed benchmark (prints figures, writes results/bench_*.json)
@@ -57,3 +58,16 @@ clean-nbs: $(VENV)/.installed
 	nbdev_clean
 lab: $(VENV)/.installed
 	jupyter lab nbs
+
+## Register the kernel "$(KERNEL)" for this user too, so a system or JupyterHub JupyterLab finds it
+kernel: $(VENV)/.installed
+	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python 3 ($(KERNEL))"
+
+## Process every notebook as the docs build does (no Quarto needed); fails on a notebook that cannot be processed
+docs-check: $(VENV)/.installed
+	$(PY) tools/proc_nbs.py
+
+## The documentation site in _docs/ (needs Quarto: https://quarto.org/docs/get-started/)
+docs: $(VENV)/.installed
+	@command -v quarto >/dev/null || { echo "Quarto is not installed (nbdev would try to install it and pip install the project): see https://quarto.org/docs/get-started/"; exit 1; }
+	nbdev_docs
