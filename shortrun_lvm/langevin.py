@@ -13,12 +13,23 @@ import torch
 from torch import nn
 
 # %% ../nbs/02_langevin.ipynb
-def sample_prior(g, n, device=None, dtype=torch.float32):
+def sample_prior(
+    g:nn.Module,              # generator with `z_dims` (per-layer latent sizes)
+    n:int,                    # number of examples
+    device=None,              # default: the device of `g`'s parameters
+    dtype=torch.float32,
+)->list:                      # one (n, z_dims[l]) tensor per layer
     "Draw `n` latents per layer from the prior N(0, I): the chain's starting point z_0."
     device = device if device is not None else next(g.parameters()).device
     return [torch.randn(n, d, device=device, dtype=dtype) for d in g.z_dims]
 
-def log_joint(g, x, zs, sigma, mask=None):
+def log_joint(
+    g:nn.Module,              # generator: `forward(zs)` -> images
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    zs:list,                  # latents, one (n, z_dims[l]) tensor per layer
+    sigma:float,              # observation noise sd of p(x | z)
+    mask=None,                # 1 = observed pixel (inpainting), broadcast to x; None: all observed
+)->torch.Tensor:              # (n,)
     "log p(x, z) per example, up to the constant: -||m*(x - g(z))||^2 / (2 sigma^2) - ||z||^2 / 2."
     r = x - g(zs)
     if mask is not None: r = r * mask
@@ -43,7 +54,14 @@ class LinearGenerator(nn.Module):
         return mu, C
 
 # %% ../nbs/02_langevin.ipynb
-def grad_log_joint(g, x, zs, sigma, mask=None, create_graph=False):
+def grad_log_joint(
+    g:nn.Module,              # generator
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    zs:list,                  # latents per layer, each requiring grad
+    sigma:float,              # observation noise sd
+    mask=None,                # 1 = observed pixel; None: all observed
+    create_graph:bool=False,  # keep the graph, to differentiate through the step (step-size learning)
+)->list:                      # the gradient per layer
     "grad_z log p(x, z) for each layer: the likelihood part by autograd, the prior part (-z) in closed form."
     r = x - g(zs)
     if mask is not None: r = r * mask
@@ -51,7 +69,16 @@ def grad_log_joint(g, x, zs, sigma, mask=None, create_graph=False):
     gE = torch.autograd.grad(E, zs, create_graph=create_graph)
     return [-(ge + z) for ge, z in zip(gE, zs)]
 
-def langevin_step(g, x, zs, s, sigma, eps=None, mask=None, create_graph=False):
+def langevin_step(
+    g:nn.Module,              # generator
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    zs:list,                  # current latents z_k per layer, each requiring grad
+    s:list,                   # step size per layer (the noise sd; the drift is s^2/2)
+    sigma:float,              # observation noise sd
+    eps=None,                 # noise per layer, N(0, I) draws shaped like zs; None: no noise
+    mask=None,                # 1 = observed pixel; None: all observed
+    create_graph:bool=False,  # keep the graph through the step
+)->list:                      # z_{k+1} per layer
     "One step z <- z + (s^2/2) grad_z log p(x, z) + s * eps, layer by layer (eps=None: no noise)."
     grads = grad_log_joint(g, x, zs, sigma, mask, create_graph)
     if eps is None: return [z + (sl**2 / 2) * gz for z, gz, sl in zip(zs, grads, s)]
@@ -87,7 +114,16 @@ def _check(g, x, K, sigma, zs, mask):
     if mask is not None and torch.broadcast_shapes(mask.shape, x.shape) != x.shape:
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to x {tuple(x.shape)}")
 
-def short_run(g, x, K, s, sigma, z0=None, noise=True, mask=None):
+def short_run(
+    g:nn.Module,              # generator: `z_dims`, `img_shape`, `forward(zs)`
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    K:int,                    # number of Langevin steps
+    s,                        # step size: a float, or one per layer (list or 1-d tensor)
+    sigma:float,              # observation noise sd of p(x | z)
+    z0=None,                  # starting latents per layer; None: fresh N(0, I) draws
+    noise:bool=True,          # False: noiseless gradient ascent on log p(x, z)
+    mask=None,                # 1 = observed pixel (inpainting); None: all observed
+)->list:                      # z_K per layer, detached
     "K Langevin steps on z from z0 (default: fresh N(0, I) draws); returns the list of z_K per layer, detached."
     zs = sample_prior(g, len(x), x.device, x.dtype) if z0 is None else [z.detach() for z in z0]
     _check(g, x, K, sigma, zs, mask)
@@ -104,12 +140,26 @@ def decode(g, zs):
     "g(z) without a graph."
     return g(zs)
 
-def reconstruct(g, x, K, s, sigma, mask=None, z0=None):
+def reconstruct(
+    g:nn.Module,              # generator
+    x:torch.Tensor,           # images to reconstruct (n, C, H, W)
+    K:int,                    # Langevin steps
+    s,                        # step size: a float or one per layer
+    sigma:float,              # observation noise sd
+    mask=None,                # 1 = observed pixel (inpainting); None: all observed
+    z0=None,                  # starting latents; None: fresh N(0, I) draws
+)->torch.Tensor:              # g(z_K), like x
     "Test-time reconstruction: the same short-run chain from noise, then decode z_K."
     return decode(g, short_run(g, x, K, s, sigma, z0=z0, mask=mask))
 
 # %% ../nbs/02_langevin.ipynb
-def linear_chain_moments(lg, x, s, sigma, K):
+def linear_chain_moments(
+    lg:LinearGenerator,       # the linear-Gaussian model
+    x:torch.Tensor,           # observed images (n, ...)
+    s:float,                  # step size
+    sigma:float,              # observation noise sd
+    K:int,                    # number of steps
+)->tuple:                     # (mean (n, d), covariance (d, d)), float64
     "Exact mean (n, d) and covariance (d, d) of z_K from z_0 ~ N(0, I) for a `LinearGenerator` (float64, single-layer s)."
     W, b = lg.W.detach().double(), lg.b.detach().double(); d = W.shape[1]; I = torch.eye(d, dtype=W.dtype)
     A = I - s**2 / 2 * (I + W.T @ W / sigma**2)
@@ -118,7 +168,10 @@ def linear_chain_moments(lg, x, s, sigma, K):
     for _ in range(K): m, S = m @ A.T + c, A @ S @ A.T + s**2 * I
     return m, S
 
-def gauss_kl(m1, S1, m2, S2):
+def gauss_kl(
+    m1:torch.Tensor, S1:torch.Tensor,   # mean (d,) and covariance (d, d) of the first Gaussian
+    m2:torch.Tensor, S2:torch.Tensor,   # and of the second
+)->torch.Tensor:                        # a scalar, in nats
     "KL(N(m1, S1) || N(m2, S2)) for vectors m (d,) and covariances (d, d)."
     d = len(m1); S2i = torch.linalg.inv(S2); dm = m2 - m1
     return 0.5 * (torch.trace(S2i @ S1) + dm @ S2i @ dm - d + torch.logdet(S2) - torch.logdet(S1))
