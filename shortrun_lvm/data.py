@@ -32,7 +32,9 @@ def project_root() -> Path:
         if cp.get("DEFAULT", "lib_name", fallback=None) == LIB_NAME: return d
     return cwd
 
-def data_root(root="data") -> Path:
+def data_root(
+    root="data",              # a folder; relative to the project root when relative
+) -> Path:
     "`root` as an absolute path: a relative one is taken from `project_root()`, not from the cwd."
     root = Path(root).expanduser()
     return root if root.is_absolute() else project_root() / root
@@ -49,11 +51,16 @@ def mirror_dir():
 class DatasetError(ValueError):
     "Any failure to provide a data set: unknown name or split, no usable source, corrupt archive, `n` too large."
 
-def to_float(u8, dtype=torch.float32):
+def to_float(
+    u8,                       # uint8 images (tensor or array), 0..255
+    dtype=torch.float32,
+)->torch.Tensor:
     "uint8 images in [0, 255] -> floats in [-1, 1] (x / 127.5 - 1)."
     return torch.as_tensor(u8).to(dtype) / 127.5 - 1
 
-def to_uint8(x):
+def to_uint8(
+    x,                        # float images in [-1, 1]
+)->torch.Tensor:
     "Floats in [-1, 1] -> uint8 in [0, 255] (rounded, clamped); inverts `to_float` exactly on uint8 inputs."
     return ((torch.as_tensor(x).float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
@@ -130,7 +137,9 @@ def _check_split(split):
     if split not in SPLITS: raise DatasetError(f"split {split!r} is not valid; valid splits: {', '.join(SPLITS)}")
     return split
 
-def image_shape(name):
+def image_shape(
+    name:str,                 # a data set name: one of `DATASETS`
+)->tuple:
     "(C, H, W) of a data set's images (`tiny`: its default size)."
     return DATASETS[_check_name(name)]["shape"]
 
@@ -156,7 +165,12 @@ def _hsv_to_rgb(h, s, v):
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
     return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
 
-def tiny_image(seed, i, size=16, channels=3):
+def tiny_image(
+    seed:int,                 # the split's seed
+    i:int,                    # image index: image i depends only on (seed, i)
+    size:int=16,              # height and width in pixels
+    channels:int=3,           # 3 (colour) or 1 (grey)
+)->tuple:
     "Image `i` of the tiny set for `seed`: (uint8 (channels, size, size), shape label)."
     rng = np.random.default_rng([seed, i])
     k = int(rng.integers(len(TINY_SHAPES)))
@@ -169,7 +183,13 @@ def tiny_image(seed, i, size=16, channels=3):
     img = TINY_BACKGROUND + alpha[None] * (colour[:, None, None] - TINY_BACKGROUND)
     return np.round(img).astype(np.uint8), k
 
-def make_tiny(n=None, split="train", size=16, channels=3, seed=None):
+def make_tiny(
+    n:int=None,               # number of images; None: 512 (train) or 128 (test)
+    split:str="train",        # "train" (seed 0) or "test" (seed 1)
+    size:int=16,              # height and width in pixels, at least 8
+    channels:int=3,           # 3 (colour) or 1 (grey)
+    seed:int=None,            # overrides the split's seed
+)->ImageDataset:
     "The procedural `tiny` set: `n` images (default 512 train / 128 test) of coloured shapes, deterministic from `seed`."
     _check_split(split)
     if channels not in (1, 3): raise DatasetError(f"tiny: channels must be 1 or 3, got {channels}")
@@ -247,12 +267,18 @@ def _read_cifar(path, progress=True):
                                      f"(number, class), classes interleaved); {len(x):,} {s} images")
     return out
 
-def celeba_transform(img, size):
+def celeba_transform(
+    img,                      # a PIL RGB image (the aligned 178x218 face)
+    size:int,                 # output height and width (32 or 64)
+)->np.ndarray:
     "The authors' CelebA protocol on a PIL image: torchvision Resize(size) (short side, antialiased) then CenterCrop(size); uint8 (3, size, size)."
     from torchvision.transforms import functional as TF
     return np.asarray(TF.center_crop(TF.resize(img, size), size)).transpose(2, 0, 1)
 
-def select_celeba(paths, split):
+def select_celeba(
+    paths:list,               # file paths or archive member names
+    split:str,                # "train" (capped at 40,000) or "test"
+)->list:
     "CelebA files in a deterministic order: `.DS_Store` and non-images dropped, sorted by file name (the CelebA image number), train capped at 40,000."
     ps = [p for p in paths if p.rsplit("/", 1)[-1] != ".DS_Store" and p.lower().endswith((".jpg", ".jpeg", ".png"))]
     ps = sorted(ps, key=lambda p: (p.rsplit("/", 1)[-1], p))
@@ -390,7 +416,15 @@ def _source_torchvision(name, split, root, download, progress, tried):
     except OSError as e: warnings.warn(f"could not write the cache: {e}")
     return x, y, meta
 
-def get_dataset(name, split="train", root="data", n=None, download=True, progress=True, **tiny_kw):
+def get_dataset(
+    name:str,                 # 'mnist', 'svhn', 'cifar10', 'celeba32', 'celeba64' or 'tiny'
+    split:str="train",        # 'train' or 'test'
+    root="data",              # cache folder (relative: from the project root); torchvision's files go in root/raw
+    n:int=None,               # keep the first n examples; None: all
+    download:bool=True,       # let torchvision download when neither the cache nor the mirror has the data
+    progress:bool=True,       # progress bars while decoding an archive
+    **tiny_kw,                # `tiny` only: size, channels, seed
+)->ImageDataset:
     "Data set `name` ('mnist', 'svhn', 'cifar10', 'celeba32', 'celeba64', 'tiny'), split 'train'/'test', first `n` examples, as an `ImageDataset`."
     name, split, n = _check_name(name), _check_split(split), _check_n(n)
     if name == "tiny": return make_tiny(n=n, split=split, **tiny_kw)
