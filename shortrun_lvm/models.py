@@ -13,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 
 # %% ../nbs/01_models.ipynb
-def n_params(m):
+def n_params(m:nn.Module)->int:
     "Number of parameters of module `m`."
     return sum(p.numel() for p in m.parameters())
 
@@ -70,8 +70,15 @@ class LadderStochastic(nn.Module):
 # %% ../nbs/01_models.ipynb
 class HierarchicalGenerator(nn.Module):
     "Top-down L-layer generator of the released code: zs = [e_L, ..., e_1] (top first) -> image in [-1, 1]."
-    def __init__(self, z_dims=(64, 64, 64, 96, 128), img_shape=(3, 32, 32), ngf=16, coef=4, n_up=None,
-                 std_mode="released", ladder=False, skip=True):
+    def __init__(self,
+                 z_dims=(64, 64, 64, 96, 128),  # latent size per layer, top first (released CelebA-32 L=5)
+                 img_shape=(3, 32, 32),         # (C, H, W) of the images
+                 ngf:int=16,                    # trunk width factor: the trunk has ngf*coef channels
+                 coef:int=4,                    # channels of the projection's reshaped map
+                 n_up:int=None,                 # upsampling stages; None: 1 for H <= 32, 2 for H = 64
+                 std_mode:str="released",       # the Gaussian layers' sd head: "released" (softplus) or "logvar"
+                 ladder:bool=False,             # Ladder layers (mean head only) instead of Gaussian ones
+                 skip:bool=True):               # sum the block outputs over the layers so far (released)
         super().__init__()
         C, H, W = img_shape
         n_up = n_up if n_up is not None else (2 if H >= 64 else 1)
@@ -113,7 +120,11 @@ class HierarchicalGenerator(nn.Module):
 # %% ../nbs/01_models.ipynb
 class DCGen(nn.Module):
     "Single-layer DCGAN-style generator (LEBM sibling code): ConvT stack, LeakyReLU(0.2), no BN, tanh."
-    def __init__(self, z_dims=(100,), img_shape=(3, 32, 32), ngf=64, init="xavier"):
+    def __init__(self,
+                 z_dims=(100,),                 # one latent layer of this size
+                 img_shape=(3, 32, 32),         # (C, H, W); H a power of two times 4, or 7 times a power of two
+                 ngf:int=64,                    # width: 8 ngf channels at the seed, halving per doubling
+                 init:str="xavier"):            # "xavier": xavier_normal_ on every conv weight (LEBM code), or "default" (PyTorch's)
         super().__init__()
         if len(z_dims) != 1: raise ValueError(f"DCGen has one latent layer, got z_dims={list(z_dims)}")
         (nz,), (C, H, W) = z_dims, img_shape
@@ -158,7 +169,10 @@ PRESETS = {
                     src="ours: fast tests, 2 layers, 16 channels at 8x8"),
 }
 
-def get_model(name, **overrides):
+def get_model(
+    name:str,                 # a key of `PRESETS`
+    **overrides,              # constructor arguments to change, e.g. z_dims=[32, 48]
+)->nn.Module:
     "Build preset `name` of `PRESETS`, any constructor argument overridden by `overrides`."
     if name not in PRESETS: raise ValueError(f"unknown model preset {name!r}; known presets: {', '.join(PRESETS)}")
     p = {k: v for k, v in PRESETS[name].items() if k not in ("cls", "src")}

@@ -24,7 +24,14 @@ def log_joint_normalised(g, x, zs, sigma):
     D, d = x[0].numel(), sum(z.shape[1] for z in zs)
     return log_joint(g, x, zs, sigma) - D / 2 * math.log(2 * math.pi * sigma**2) - d / 2 * LOG2PI
 
-def draw_noise(g, n, K, seed=None, device=None, dtype=torch.float32):
+def draw_noise(
+    g:nn.Module,              # generator with `z_dims`
+    n:int,                    # number of chains
+    K:int,                    # number of steps
+    seed:int=None,            # fixed seed: the same numbers on any device (common random numbers); None: torch's global RNG
+    device=None,
+    dtype=torch.float32,
+)->tuple:                     # (z_0 per layer, eps[k] per layer for k < K, the torch.Generator or None)
     "z_0 (list per layer) and the K steps' injected noise eps for `n` chains; a fixed `seed` gives common random numbers."
     gen = None if seed is None else torch.Generator().manual_seed(int(seed))
     def rn(d):                                      # drawn on the CPU with `gen`, so a seed means the same numbers on any device
@@ -90,7 +97,18 @@ def step_logdet_slq(g, x, zs, s, sigma, s_coord, probes, m, create_graph=False):
     return lanczos_logabs(matvec, probes, min(int(m), probes.shape[-1])).mean(0)
 
 # %% ../nbs/04_stepsize.ipynb
-def run_chain(g, x, z0, eps, s, sigma, logdet=None, probes=None, lanczos_steps=10, create_graph=None):
+def run_chain(
+    g:nn.Module,              # generator
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    z0:list,                  # starting latents per layer
+    eps:list,                 # the K steps' noise, eps[k] per layer (from `draw_noise`)
+    s,                        # step size: float, tensor (may require grad) or one per layer
+    sigma:float,              # observation noise sd
+    logdet:str=None,          # log|det dz_K/dz_0|: 'exact', 'slq' (stochastic Lanczos) or None (0)
+    probes=None,              # 'slq': one probe tensor (p, n, d) per step
+    lanczos_steps:int=10,     # 'slq': Lanczos steps per probe
+    create_graph:bool=None,   # keep the graph through the chain; None: when s requires grad
+)->tuple:                     # (z_K per layer, log-determinant per example)
     "z_0 -> z_K through `langevin_step` with fixed noise `eps`; returns (z_K list, log|det dz_K/dz_0| per example: 'exact', 'slq' or None -> 0)."
     L = len(g.z_dims); s = _per_layer(s, L)
     diff = any(torch.is_tensor(sl) and sl.requires_grad for sl in s) if create_graph is None else create_graph
@@ -147,8 +165,19 @@ def _check_s(s, L):
         if not f > 0: raise ValueError(f"step size s must be positive, got {f!r}")
     return vals
 
-def objective(g, x, s, K, sigma, estimator="jacobian", n_samples=None, reduce="mean", seed=None,
-              n_probes=1, lanczos_steps=10):
+def objective(
+    g:nn.Module,              # generator
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    s,                        # step size: float, tensor (may require grad) or one per layer
+    K:int,                    # Langevin steps
+    sigma:float,              # observation noise sd
+    estimator:str="jacobian", # one of `ESTIMATORS`: 'jacobian' (the paper's), 'hutchinson', 'gaussian'
+    n_samples:int=None,       # chains per example; None: 1 ('gaussian': 64)
+    reduce:str="mean",        # 'mean' over examples, or 'none' (one value per example)
+    seed:int=None,            # fixed seed: common random numbers across calls
+    n_probes:int=1,           # 'hutchinson': probe vectors per step
+    lanczos_steps:int=10,     # 'hutchinson': Lanczos steps per probe
+)->torch.Tensor:              # nats per example; differentiable in s
     "Estimate of J(s) = E_q[log q_s(z) - log p(x, z)] = KL(q_s || p(z|x)) - log p(x), nats per example (see the table above)."
     if estimator not in ESTIMATORS: raise ValueError(f"unknown estimator {estimator!r}; use one of {ESTIMATORS}")
     if reduce not in ("mean", "none"): raise ValueError(f"reduce must be 'mean' or 'none', got {reduce!r}")
@@ -176,7 +205,13 @@ def objective(g, x, s, K, sigma, estimator="jacobian", n_samples=None, reduce="m
     return J.mean() if reduce == "mean" else J
 
 # %% ../nbs/04_stepsize.ipynb
-def linear_exact(lg, x, s, sigma, K):
+def linear_exact(
+    lg:LinearGenerator,       # the linear-Gaussian model
+    x:torch.Tensor,           # observed images (n, ...)
+    s:float,                  # step size
+    sigma:float,              # observation noise sd
+    K:int,                    # Langevin steps
+)->dict:                      # name -> (n,) float64 tensor
     "Closed forms per example (float64) for a `LinearGenerator`: J, KL, log_px, J_entropy (= J another way), J_jacobian (= E of the paper's estimate)."
     W, b = lg.W.detach().double(), lg.b.detach().double(); D, d = W.shape
     xf = x.flatten(1).double(); I = torch.eye(d, dtype=W.dtype)
@@ -202,13 +237,37 @@ def _grid_values(grid):
     if not all(v > 0 for v in grid): raise ValueError(f"every grid value must be positive, got {grid}")
     return grid
 
-def curve(g, x, K, sigma, grid=None, estimator="jacobian", seed=0, reduce="mean", **kw):
+def curve(
+    g:nn.Module,              # generator
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    K:int,                    # Langevin steps
+    sigma:float,              # observation noise sd
+    grid=None,                # step sizes; None: the paper's `PAPER_GRID` (0.01 ... 0.09)
+    estimator:str="jacobian", # one of `ESTIMATORS`
+    seed:int=0,               # one seed for every grid point (common random numbers)
+    reduce:str="mean",        # 'mean' or 'none'
+    **kw,                     # more arguments of `objective` (n_samples, n_probes, lanczos_steps)
+)->torch.Tensor:
     "The estimate of J at each shared step size of `grid` (default the paper's), common random numbers: (G,) or (G, n)."
     return torch.stack([objective(g, x, s, K, sigma, estimator, reduce=reduce, seed=seed, **kw).detach()
                         for s in _grid_values(grid)])
 
-def optimize(g, x, K, sigma, method="grid", estimator="jacobian", s0=0.05, grid=None, steps=100, lr=0.1,
-             per_layer=False, seed=0, return_curve=False, **kw):
+def optimize(
+    g:nn.Module,              # generator
+    x:torch.Tensor,           # observed images (n, C, H, W)
+    K:int,                    # Langevin steps
+    sigma:float,              # observation noise sd
+    method:str="grid",        # 'grid' (search `grid`) or 'gd' (Adam on log s, cosine learning rate)
+    estimator:str="jacobian", # one of `ESTIMATORS`
+    s0=0.05,                  # 'gd': the starting step size; per_layer grid: the starting point
+    grid=None,                # 'grid': step sizes; None: `PAPER_GRID`
+    steps:int=100,            # 'gd': optimiser steps
+    lr:float=0.1,             # 'gd': learning rate on log s
+    per_layer:bool=False,     # one step size per latent layer (grid: coordinate search, two sweeps)
+    seed:int=0,               # common random numbers for every evaluation
+    return_curve:bool=False,  # also return the history [dict(s, J), ...]
+    **kw,                     # more arguments of `objective`
+):                            # best s (float, or a list per layer), and the history if asked
     "Step size(s) minimising the estimate of J(s) by grid search or gradient descent on log s (common random numbers)."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
     if estimator not in ESTIMATORS: raise ValueError(f"unknown estimator {estimator!r}; use one of {ESTIMATORS}")
