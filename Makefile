@@ -10,8 +10,8 @@ export SHORTRUN_LVM_MIRROR
 KERNEL := shortrun_lvm
 PRESET ?=
 PM_PRESET := $(if $(PRESET),-p preset $(PRESET),)
-# papermill with the project's kernel; cells' output (prints, training bars) streamed to the terminal as they run
-PAPERMILL := papermill -k $(KERNEL) --cwd nbs --progress-bar --log-output
+# papermill options: the project's kernel; cells' output (prints, training bars) streamed to the terminal as they run
+PM_OPTS := -k $(KERNEL) --cwd nbs --progress-bar --log-output
 REPRO := cifar mnist celeba inpaint hierarchy stepsize svhn
 
 .PHONY: test test-slow repro repro-all export clean-nbs readme bench lab kernel docs docs-check
@@ -36,12 +36,12 @@ test-slow: $(VENV)/.installed
 ## Main reproduction job (CIFAR-10). Preset: "paper" on CUDA, "cpu" otherwise; override with PRESET=...
 repro: $(VENV)/.installed
 	@mkdir -p runs
-	$(PAPERMILL) nbs/repro_cifar.ipynb runs/repro_cifar.out.ipynb $(PM_PRESET)
+	papermill $(PM_OPTS) nbs/repro_cifar.ipynb runs/repro_cifar.out.ipynb $(PM_PRESET)
 
 ## Every reproduction notebook, one after the other
 repro-all: $(VENV)/.installed
 	@mkdir -p runs
-	for nb in $(REPRO); do $(PAPERMILL) nbs/repro_$$nb.ipynb runs/repro_$$nb.out.ipynb $(PM_PRESET) || exit 1; done
+	for nb in $(REPRO); do papermill $(PM_OPTS) nbs/repro_$$nb.ipynb runs/repro_$$nb.out.ipynb $(PM_PRESET) || exit 1; done
 	$(PY) tools/make_readme.py
 
 ## Speed benchmark (prints figures, writes results/bench_*.json)
