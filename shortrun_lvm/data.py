@@ -72,7 +72,10 @@ def _check_n(n):
 
 class ImageDataset(torch.utils.data.Dataset):
     "Images as a uint8 tensor `x` (N, C, H, W), labels `y` (int64, or None) and an `info` dict; items are floats in [-1, 1]."
-    def __init__(self, x, y=None, info=None):
+    def __init__(self,
+                 x,                   # uint8 images (N, C, H, W)
+                 y=None,              # integer labels (N,), or None
+                 info:dict=None):     # name, split, source, note, ...
         x = torch.as_tensor(x)
         if x.dtype != torch.uint8 or x.ndim != 4: raise DatasetError(f"x must be a uint8 (N, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
         if y is not None:
@@ -86,11 +89,13 @@ class ImageDataset(torch.utils.data.Dataset):
         "(float CHW image in [-1, 1], label or -1)"
         i = int(i)
         return to_float(self.x[i]), (int(self.y[i]) if self.y is not None else -1)
-    def batch(self, idx, device=None):
+    def batch(self,
+              idx,                    # an index tensor, slice or list
+              device=None):           # move the batch there (non-blocking)
         "Float images in [-1, 1] for an index tensor (or slice, or list): the fast path for training loops."
         b = to_float(self.x[idx])
         return b if device is None else b.to(device, non_blocking=True)
-    def subset(self, n):
+    def subset(self, n:int):
         "The first `n` examples (a copy, so the full tensor can be freed)."
         if _check_n(n) is None: return self
         if n > len(self):

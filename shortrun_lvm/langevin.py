@@ -38,14 +38,19 @@ def log_joint(
 # %% ../nbs/02_langevin.ipynb
 class LinearGenerator(nn.Module):
     "Linear-Gaussian model x = W z + b + sigma * noise: its posterior is known in closed form (used for exact checks)."
-    def __init__(self, W, b=None, img_shape=None):
+    def __init__(self,
+                 W,                   # (D, d) weights: z in R^d -> x in R^D
+                 b=None,              # (D,) bias; None: zeros
+                 img_shape=None):     # how x is shaped as an image; None: (1, 1, D)
         super().__init__()
         self.W = nn.Parameter(torch.as_tensor(W, dtype=torch.float32))
         D, d = self.W.shape
         self.b = nn.Parameter(torch.zeros(D) if b is None else torch.as_tensor(b, dtype=torch.float32))
         self.z_dims, self.img_shape = [d], tuple(img_shape or (1, 1, D))
     def forward(self, zs): return (zs[0] @ self.W.T + self.b).view(-1, *self.img_shape)
-    def posterior(self, x, sigma):
+    def posterior(self,
+                  x:torch.Tensor,     # observed images (n, ...)
+                  sigma:float):       # observation noise sd
         "Mean (n, d) and covariance (d, d) of p(z | x): Sigma = (I + W'W / sigma^2)^-1, mu = Sigma W'(x - b) / sigma^2."
         W, b = self.W.detach().double(), self.b.detach().double()
         P = torch.eye(W.shape[1], dtype=W.dtype) + W.T @ W / sigma**2
@@ -86,7 +91,7 @@ def langevin_step(
 
 # %% ../nbs/02_langevin.ipynb
 @contextmanager
-def frozen(g):
+def frozen(g:nn.Module):
     "Temporarily stop autograd from tracking `g`'s parameters."
     flags = [(p, p.requires_grad) for p in g.parameters()]
     for p, _ in flags: p.requires_grad_(False)
@@ -136,7 +141,7 @@ def short_run(
     return zs
 
 @torch.no_grad()
-def decode(g, zs):
+def decode(g:nn.Module, zs:list)->torch.Tensor:
     "g(z) without a graph."
     return g(zs)
 
