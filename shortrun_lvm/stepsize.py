@@ -10,7 +10,8 @@ __all__ = ['LOG2PI', 'VJP_CHUNK', 'ESTIMATORS', 'PAPER_GRID', 'METHODS', 'log_pr
 # %% ../nbs/04_stepsize.ipynb
 import math
 import torch
-from .langevin import langevin_step, log_joint, frozen, _per_layer, linear_chain_moments, gauss_kl
+from torch import nn
+from .langevin import LinearGenerator, langevin_step, log_joint, frozen, _per_layer, linear_chain_moments, gauss_kl
 
 # %% ../nbs/04_stepsize.ipynb
 LOG2PI = math.log(2 * math.pi)
