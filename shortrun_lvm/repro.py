@@ -229,7 +229,7 @@ def fit_and_eval(cfg, test=None, n_eval=1000, fid_n=None, fid_ref=None, fid_n_re
     n_test = cfg.n_test if cfg.n_test is None else max(cfg.n_test, int(n_eval), int(n_show))
     if fid_n is not None and int(fid_n) < 2: raise ValueError(f"fid_n={fid_n}: FID needs at least 2 samples")
     fid = dict(fid_n=int(fid_n), fid_ref=fid_ref, fid_n_ref=int(fid_n_ref or fid_n), fid_batch=int(fid_batch), fid_method="auto") if fid_n else {}
-    cfg = dataclasses.replace(cfg, eval_n=int(n_eval), n_test=n_test, progress=progress, **fid)
+    cfg = dataclasses.replace(cfg, eval_n=int(n_eval), n_test=n_test, progress=progress, overwrite=cfg.overwrite or not cfg.resume, **fid)
     t0 = time.perf_counter()
     res = (train_fn or train)(cfg, callbacks=callbacks)
     train_s = time.perf_counter() - t0
