@@ -4,10 +4,10 @@
 
 # %% auto 0
 __all__ = ['TRAIN_PRESETS', 'FID_METHODS', 'Config', 'config_keys', 'ConfigError', 'config_from_dict', 'get_config', 'run_dir',
-           'lr_at', 'parse_overrides', 'parse_args', 'check_config']
+           'lr_at', 'read_config_file', 'parse_overrides', 'config_help', 'parse_args', 'check_config']
 
 # %% ../nbs/03a_config.ipynb
-import dataclasses, inspect, json, math, types, typing, warnings
+import dataclasses, importlib, inspect, json, math, types, typing, warnings
 from ast import literal_eval
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +72,7 @@ class Config:
     fast: bool = False                    # SRI's chain through shortrun_lvm.fast.FastChain (CUDA: one graph for all K steps + torch.compile)
     fast_kw: dict = field(default_factory=dict)   # FastChain options: compile, cuda_graph, channels_last, amp ("bfloat16"/"float16"), tf32
     progress: bool = True                 # tqdm bar (rank 0)
+    tensorboard: bool = True              # scalars and grids for TensorBoard in <run dir>/tb when tensorboard is installed (log.csv stays)
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -99,7 +100,7 @@ def config_keys(): return [f.name for f in dataclasses.fields(Config)]
 class ConfigError(ValueError):
     "A setting that cannot work, found before training starts; its message is one line naming the setting."
 
-_ADDED = {"overwrite", "collapse"}        # keys added after runs were recorded: their defaults keep the old behaviour
+_ADDED = {"overwrite", "collapse", "tensorboard"}        # keys added after runs were recorded: their defaults keep the old behaviour
 
 def config_from_dict(d, source="the recorded config"):
     "Config of a recorded dict (config.json, a checkpoint's): extra keys ignored; a missing key gets its default, with a warning."
@@ -146,20 +147,58 @@ def lr_at(cfg, epoch):
     return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
 
 # %% ../nbs/03a_config.ipynb
+_BOOLS = {"True": True, "False": False, "true": True, "false": False, "1": True, "0": False}
+
+def _value(v):
+    try: return literal_eval(v)
+    except (ValueError, SyntaxError, MemoryError, RecursionError): return v
+
+def read_config_file(path):
+    "Settings from a YAML or JSON file (a mapping; `preset` may name a preset)."
+    p = Path(path)
+    if not p.is_file(): raise ConfigError(f"config={path!r}: no such file")
+    if p.suffix in (".yaml", ".yml"):
+        try: import yaml
+        except ImportError: raise ConfigError(f"config={path!r}: reading YAML needs PyYAML (pip install pyyaml), or use a .json file") from None
+        d = yaml.safe_load(p.read_text())
+    else: d = json.loads(p.read_text())
+    if not isinstance(d, dict): raise ConfigError(f"config={path!r}: expected a mapping of settings, got {type(d).__name__}")
+    return d
+
 def parse_overrides(argv):
-    "`[preset] --key=value ...` -> (preset or None, {key: value}) (values literal_eval-ed, else strings; keys checked)."
-    preset, over = None, {}
-    for a in argv:
+    "`[preset] --key=value | --key value | --flag | --config=file ...` -> (preset or None, {key: value}); keys checked."
+    preset, over, argv, i = None, {}, list(argv), 0
+    bools = {f.name for f in dataclasses.fields(Config) if f.type in (bool, "bool")}
+    while i < len(argv):
+        a = argv[i]; i += 1
         if not a.startswith("--"):
             if preset is not None: raise ConfigError(f"one preset name expected, got {preset!r} and {a!r}")
             preset = a; continue
-        if "=" not in a: raise ConfigError(f"expected --key=value, got {a!r}")
-        k, v = a[2:].split("=", 1)
-        try: v = literal_eval(v)
-        except (ValueError, SyntaxError, MemoryError, RecursionError): pass
-        over[k] = v
+        k, eq, v = a[2:].partition("=")
+        if not eq:
+            if k in bools and not (i < len(argv) and argv[i] in _BOOLS): v = "True"          # a bare --flag
+            elif i < len(argv) and not argv[i].startswith("--"): v = argv[i]; i += 1      # --key value
+            else: raise ConfigError(f"--{k} needs a value: --{k}=value or --{k} value")
+        if k == "config":
+            d = read_config_file(v)
+            if "preset" in d: preset = preset or d.pop("preset")
+            over.update(d)
+        else: over[k] = _BOOLS[v] if k in bools and v in _BOOLS else _value(v)
     _check_keys(over)
     return preset, over
+
+def config_help():
+    "Every key of `Config` with its type, default and comment (the `--help` text), grouped as in the source."
+    src, out = inspect.getsource(importlib.import_module("shortrun_lvm.config").Config).splitlines(), []   # (the module's source)
+    for line in src:
+        t = line.strip()
+        if t.startswith("# "): out.append(f"\n{t[2:]}:")
+        elif ":" in t and "=" in t and "#" in t and not t.startswith(("def", "\"", "for", "hints")):
+            name, rest = t.split(":", 1)
+            typ, dflt = rest.split("#", 1)[0].split("=", 1)
+            dflt = dflt.replace("field(default_factory=dict)", "{}")
+            out.append(f"  --{name.strip():<14} {typ.strip():<14} default {dflt.strip():<24} {rest.split('#', 1)[1].strip()}")
+    return "\n".join(out).strip()
 
 def parse_args(argv):
     "`[preset] --key=value ...` -> `Config`; with --resume=True and a run in the run directory, that run's config.json is the base."

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from .data import get_dataset, DatasetError
 from .models import get_model
 from .config import (Config, TRAIN_PRESETS, ConfigError, get_config, parse_args, check_config, config_from_dict,
-                                 run_dir, lr_at)
+                                 config_help, run_dir, lr_at)
 from .methods import METHODS, Method, SRI, register_method, get_method, fast_options
 from .runio import (CHAIN, EVAL, STEPSIZE, seed_for, seeded, epoch_perm, set_rng_state, atomic_write,
                                 load_checkpoint, CheckpointError, StopFlag, RunLock, RunDirError, holds_run, clear_run, stale_tmp)
@@ -177,7 +177,7 @@ def fid_row(run):
     run.method.eval()
     f = sampled_fid(run.method.sample, cfg.fid_n, cfg.fid_ref or cfg.dataset, chunk=cfg.fid_batch, seed=cfg.seed, rank=run.rank,
                     world=run.world, device=run.dev, method=cfg.fid_method, progress=cfg.progress and run.master, split="train",
-                    n_ref=cfg.fid_n_ref or PAPER_N, root=cfg.data_root)
+                    n_ref=cfg.fid_n_ref or PAPER_N, root=cfg.data_root, scale="pm1")
     run.method.train()
     log(run, replace=True, row=dict(kind="fid", iter=run.it, epoch=run.it // run.ipe, fid=f["fid"], n_gen=f.get("n_gen"), n_ref=f.get("n_ref"),
                   label=f.get("label"), reason=f.get("reason"), ref=f.get("ref"), method=f.get("method"), seconds=round(f.get("seconds") or 0, 3)))
@@ -275,19 +275,19 @@ def load_run(run_dir, device="cpu"):
     return method.to(device), cfg, ck
 
 # %% ../nbs/03_train.ipynb
-USAGE = """usage: python -m shortrun_lvm.train [preset] [--key=value ...]     (or: shortrun-train ...)
+USAGE = """usage: python -m shortrun_lvm.train [preset] [--key=value ...] [--config=file.yaml]    (or: shortrun-train ...)
   one process:  python -m shortrun_lvm.train celeba32_l5 --device=cuda
   one node:     torchrun --standalone --nproc_per_node=N -m shortrun_lvm.train celeba32_l5
   multi-node:   torchrun --nnodes=M --nproc_per_node=N --node_rank=R --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT \\
                     -m shortrun_lvm.train celeba32_l5
-  resume:       add --resume=True (same out_dir)"""
+  resume:       add --resume=True (same out_dir; the run's own config is the base, the command line changes it)
+  values:       --key=value or --key value (Python literals, else strings); a bare --flag sets a bool; --config=file.yaml"""
 
 def main(argv=None):
     "Command line: `python -m shortrun_lvm.train <preset> --key=value ...` (also `shortrun-train`, and under torchrun)."
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print(USAGE, "\npresets:", ", ".join(TRAIN_PRESETS), "\nkeys:", ", ".join(Config.__dataclass_fields__))
-        return
+    if "-h" in argv or "--help" in argv:
+        print(USAGE, "\npresets:", ", ".join(TRAIN_PRESETS), "\n\n" + config_help()); return
     try: cfg = parse_args(argv)
     except (ValueError, TypeError) as e: raise SystemExit(f"shortrun-train: {e}") from None
     try: res = train(cfg)
