@@ -24,7 +24,7 @@ from .runio import (CHAIN, EVAL, STEPSIZE, seed_for, seeded, epoch_perm, set_rng
                                 load_checkpoint, CheckpointError, StopFlag, RunLock, RunDirError, holds_run, clear_run, stale_tmp)
 from .callbacks import (Run, Callback, ReestimateS, Evaluate, held_out, reestimate_s, log, save, evaluate, resume,
                                     TrainingDiverged, TrainingCollapsed)
-from . import baselines            # registers vae, 2svae, rae, lvae, abp into METHODS
+from . import baselines, lvae      # register vae, 2svae, rae, abp and lvae into METHODS
 from .metrics import sampled_fid, PAPER_N
 from .fast import precision
 from .stepsize import optimize
