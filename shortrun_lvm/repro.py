@@ -9,7 +9,7 @@ __all__ = ['SCALES', 'PAPER', 'CLAIMS', 'MISSING_REASONS', 'resolve_preset', 'ch
            'record_eval', 'table']
 
 # %% ../nbs/08_repro.ipynb
-import dataclasses, datetime, json, math, os, platform, re, subprocess, tempfile, time
+import atexit, dataclasses, datetime, json, math, os, platform, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 from types import SimpleNamespace
 import torch
@@ -61,9 +61,11 @@ def git_commit():
 
 # %% ../nbs/08_repro.ipynb
 def output_dirs(preset, out_dir=None):
-    "Where a notebook writes results/ and figures/: the repository (or `out_dir`), but a temp dir for smoke runs."
+    "Where a notebook writes results/ and figures/: the repository (or `out_dir`), but a temp dir for smoke runs (removed at exit)."
     if out_dir: base = Path(out_dir)
-    elif preset == "smoke": base = Path(tempfile.mkdtemp(prefix="shortrun_lvm_smoke_"))
+    elif preset == "smoke":
+        base = Path(tempfile.mkdtemp(prefix="shortrun_lvm_smoke_"))
+        atexit.register(shutil.rmtree, base, ignore_errors=True)      # 30-50 MB per smoke run: gone when the kernel ends
     else: base = project_root()
     (base / "results").mkdir(parents=True, exist_ok=True); (base / "figures").mkdir(parents=True, exist_ok=True)
     return base / "results", base / "figures"
