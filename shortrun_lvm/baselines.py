@@ -4,8 +4,7 @@
 
 # %% auto 0
 __all__ = ['flat', 'unflat', 'kl_std_normal', 'gauss_nll', 'options', 'mirror_widths', 'ConvEncoder', 'mirror_encoder', 'VAE',
-           'Stage2VAE', 'encode_dataset', 'TwoStageVAE', 'GaussianMixture', 'RAE', 'merge_gaussians', 'LadderVAE',
-           'ABP', 'compare']
+           'Stage2VAE', 'encode_dataset', 'TwoStageVAE', 'GaussianMixture', 'RAE', 'ABP']
 
 # %% ../nbs/06_baselines.ipynb
 import dataclasses
@@ -14,7 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .langevin import short_run, sample_prior
-from .train import register_method
+from .methods import Method, register_method, mse
 
 # %% ../nbs/06_baselines.ipynb
 def flat(zs):
@@ -67,19 +66,14 @@ def mirror_encoder(g, enc_width=None):
     return ConvEncoder(g.img_shape, widths)
 
 # %% ../nbs/06_baselines.ipynb
-def _mse(x, x_hat):
-    "Per-pixel mean squared error (the paper's reconstruction metric), a float."
-    return (x - x_hat).pow(2).mean().item()
-
 @register_method("vae")
-class VAE(nn.Module):
+class VAE(Method):
     "Gaussian VAE on generator `g` (the decoder) with SRI's sigma; mean-field encoder over all latent layers."
     defaults = dict(enc_width=None)
     def __init__(self, g, cfg):
         super().__init__()
         self.kw = options(cfg, self.defaults, type(self).__name__)
         self.g, self.sigma, self.z_dims = g, float(cfg.sigma), list(g.z_dims)
-        self.s = cfg.s                   # unused here; train logs and checkpoints every method's `s`
         self.enc = mirror_encoder(g, self.kw["enc_width"])
         self.head = nn.Linear(self.enc.out_dim, 2 * sum(self.z_dims))
 
@@ -97,7 +91,7 @@ class VAE(nn.Module):
         x_hat = self.g(unflat(z, self.z_dims))
         rec, kl = self.nll(x, x_hat), kl_std_normal(mu, logvar)
         loss = (rec + kl).mean()
-        return loss, dict(loss=loss.item(), rec=rec.mean().item(), kl=kl.mean().item(), mse=_mse(x, x_hat))
+        return loss, dict(loss=loss.item(), rec=rec.mean().item(), kl=kl.mean().item(), mse=mse(x, x_hat))
 
     @torch.no_grad()
     def reconstruct(self, x): return self.g(unflat(self.encode(x)[0], self.z_dims))
@@ -261,13 +255,13 @@ class GaussianMixture(nn.Module):
 
 # %% ../nbs/06_baselines.ipynb
 @register_method("rae")
-class RAE(nn.Module):
+class RAE(Method):
     "Regularised autoencoder (RAE-L2) on generator `g`, with an ex-post Gaussian mixture on the latents for sampling."
     defaults = dict(enc_width=None, beta=1e-3, lam=1e-6, n_components=10, covariance="full", em_iters=300, em_tol=1e-5)
     def __init__(self, g, cfg):
         super().__init__()
         self.kw = kw = options(cfg, self.defaults, "RAE")
-        self.g, self.z_dims, self.batch_size, self.s = g, list(g.z_dims), int(cfg.batch_size), cfg.s   # s: see VAE
+        self.g, self.z_dims, self.batch_size = g, list(g.z_dims), int(cfg.batch_size)
         self.enc = mirror_encoder(g, kw["enc_width"])
         self.head = nn.Linear(self.enc.out_dim, sum(self.z_dims))
         self.gmm = GaussianMixture(kw["n_components"], sum(self.z_dims), kw["covariance"])
@@ -281,7 +275,7 @@ class RAE(nn.Module):
         zl = z.pow(2).mean()
         reg = sum(p.pow(2).sum() for p in self.g.parameters() if p.ndim > 1)
         loss = rec + self.kw["beta"] * zl + self.kw["lam"] * reg
-        return loss, dict(loss=loss.item(), rec=rec.item(), z2=zl.item(), reg=reg.item(), mse=_mse(x, x_hat))
+        return loss, dict(loss=loss.item(), rec=rec.item(), z2=zl.item(), reg=reg.item(), mse=mse(x, x_hat))
 
     def finish(self, data):
         "Fit the ex-post mixture to the training latents; returns EM's log-likelihood history."
@@ -295,86 +289,6 @@ class RAE(nn.Module):
     def sample(self, n): return self.g(unflat(self.gmm.sample(n).to(self.gmm.means.dtype), self.z_dims))
 
 # %% ../nbs/06_baselines.ipynb
-def merge_gaussians(mu1, var1, mu2, var2):
-    "Precision-weighted product of N(mu1, var1) and N(mu2, var2) (elementwise): the LVAE merge. Returns (mu, var)."
-    prec = 1 / var1 + 1 / var2
-    return (mu1 / var1 + mu2 / var2) / prec, 1 / prec
-
-def _gaussian_layers(g):
-    "True if g exposes one (mu, std) pair per lower latent layer via `layer_moments`."
-    if not hasattr(g, "layer_moments") or len(g.z_dims) < 2: return False
-    try:
-        p = next(g.parameters())
-        with torch.no_grad(): ms = g.layer_moments([torch.zeros(1, d, device=p.device, dtype=p.dtype) for d in g.z_dims])
-    except Exception: return False
-    return len(ms) == len(g.z_dims) - 1
-
-@register_method("lvae")
-class LadderVAE(nn.Module):
-    "Ladder VAE on generator `g`: bottom-up ladder, top-down precision-weighted merge with g's layer priors (form 'prior') or a top-down inference net ('td')."
-    defaults = dict(enc_width=None, ladder_width=512, form="auto", kl_warmup=0)
-    def __init__(self, g, cfg):
-        super().__init__()
-        self.kw = kw = options(cfg, self.defaults, "LadderVAE")
-        self.g, self.sigma, self.z_dims, self.s = g, float(cfg.sigma), list(g.z_dims), cfg.s   # s: see VAE
-        form = kw["form"]
-        if form == "auto": form = "prior" if _gaussian_layers(g) else "td"
-        if form not in ("prior", "td"): raise ValueError(f"form must be 'auto', 'prior' or 'td', got {kw['form']!r}")
-        if form == "prior" and not _gaussian_layers(g): raise ValueError("form='prior' needs a generator with Gaussian layers (layer_moments)")
-        self.form, w, L = form, kw["ladder_width"], len(self.z_dims)
-        self.enc = mirror_encoder(g, kw["enc_width"])
-        # bottom-up: index i follows g.z_dims (0 = top); up[i] maps the feature below layer i to d_i
-        self.up = nn.ModuleList([nn.Linear(self.enc.out_dim if i == L - 1 else w, w) for i in range(L)])
-        self.bu_head = nn.ModuleList([nn.Linear(w, 2 * d) for d in self.z_dims])
-        if form == "td":
-            self.td = nn.ModuleList([nn.Linear((w if i > 1 else 0) + self.z_dims[i - 1], w) for i in range(1, L)])
-            self.td_head = nn.ModuleList([nn.Linear(2 * w, 2 * d) for d in self.z_dims[1:]])
-        self.register_buffer("kl_weight", torch.tensor(0.0 if kw["kl_warmup"] else 1.0))   # a buffer: resumes with the run
-
-    def bottom_up(self, x):
-        "Per-layer features d_i and Gaussians (mu_hat_i, logvar_hat_i), top first."
-        h, ds = self.enc(x), [None] * len(self.z_dims)
-        for i in reversed(range(len(self.z_dims))):
-            h = F.leaky_relu(self.up[i](h), 0.2); ds[i] = h
-        return ds, [self.bu_head[i](d).chunk(2, 1) for i, d in enumerate(ds)]
-
-    def infer(self, x, sample=True):
-        "Top-down pass: white-noise latents e (list, top first) and the per-layer KLs (n, L). sample=False uses the means."
-        ds, bu = self.bottom_up(x)
-        es, kls, t = [], [], None
-        for i, (mu_b, lv_b) in enumerate(bu):
-            if i == 0: mu, lv = mu_b, lv_b
-            elif self.form == "prior":
-                zs = es + [torch.zeros(len(x), d, device=x.device, dtype=x.dtype) for d in self.z_dims[i:]]
-                m, s = self.g.layer_moments(zs)[i - 1]                 # p(z_i | z_{>i}) at the sampled higher layers
-                mu_z, var_z = merge_gaussians(mu_b, lv_b.exp(), m, s.pow(2))
-                mu, lv = (mu_z - m) / s, var_z.log() - 2 * s.log()     # the same Gaussian for e_i = (z_i - m) / s
-            else:
-                t = F.leaky_relu(self.td[i - 1](es[-1] if t is None else torch.cat([t, es[-1]], 1)), 0.2)
-                mu, lv = self.td_head[i - 1](torch.cat([ds[i], t], 1)).chunk(2, 1)
-            es.append(mu + (0.5 * lv).exp() * torch.randn_like(mu) if sample else mu)
-            kls.append(kl_std_normal(mu, lv))
-        return es, torch.stack(kls, 1)
-
-    def loss(self, x, idx=None):
-        es, kls = self.infer(x)
-        x_hat = self.g(es)
-        rec, kl = gauss_nll(x, x_hat, self.sigma), kls.sum(1)
-        loss = (rec + self.kl_weight * kl).mean()
-        logs = dict(loss=loss.item(), rec=rec.mean().item(), kl=kl.mean().item(), mse=_mse(x, x_hat))
-        return loss, {**logs, **{f"kl{len(self.z_dims) - i}": v.item() for i, v in enumerate(kls.mean(0))}}
-
-    def after_epoch(self, epoch, data=None):
-        "KL warm-up: weight min(1, (epoch + 1) / kl_warmup) for the next epoch."
-        if self.kw["kl_warmup"]: self.kl_weight.fill_(min(1.0, (epoch + 1) / self.kw["kl_warmup"]))
-
-    @torch.no_grad()
-    def reconstruct(self, x): return self.g(self.infer(x, sample=False)[0])
-
-    @torch.no_grad()
-    def sample(self, n): return self.g(sample_prior(self.g, n))
-
-# %% ../nbs/06_baselines.ipynb
 def _gather_rows(idx, z):
     "Under DDP, every rank's (idx, z) concatenated (all ranks hold equal-sized shards); otherwise (idx, z) itself."
     import torch.distributed as dist
@@ -385,7 +299,7 @@ def _gather_rows(idx, z):
     return torch.cat(ii), torch.cat(zz)
 
 @register_method("abp")
-class ABP(nn.Module):
+class ABP(Method):
     "Alternating back-propagation: SRI's Langevin and loss, but persistent per-example chains stored in `z_bank`."
     defaults = dict(n_data=None, test_K=None)
     reduction = "sum"                    # like SRI: train scales a summed loss for DDP / gradient accumulation
@@ -419,7 +333,7 @@ class ABP(nn.Module):
         self.z_bank[all_idx] = all_z
         x_hat = self.g(zs)
         loss = (x - x_hat).pow(2).sum()
-        return loss, dict(loss=loss.item(), mse=_mse(x, x_hat), z_norm=flat(zs).norm(dim=1).mean().item())
+        return loss, dict(loss=loss.item(), mse=mse(x, x_hat), z_norm=flat(zs).norm(dim=1).mean().item())
 
     def reconstruct(self, x):
         "Test images have no chain: short-run from noise with test_K steps, then decode."
@@ -428,14 +342,3 @@ class ABP(nn.Module):
 
     @torch.no_grad()
     def sample(self, n): return self.g(sample_prior(self.g, n))
-
-# %% ../nbs/06_baselines.ipynb
-def compare(methods, base_cfg, method_kw=None, run=None):
-    "Run `run(cfg)` (default `train`) once per method, changing only method, method_kw and the run's name/directory; returns {method: result}."
-    if run is None: from shortrun_lvm.train import train as run
-    out = {}
-    for m in methods:
-        over = dict(method=m, method_kw=dict((method_kw or {}).get(m, {})), name=f"{base_cfg.name}_{m}")
-        if getattr(base_cfg, "out_dir", None): over["out_dir"] = f"{base_cfg.out_dir}/{m}"
-        out[m] = run(dataclasses.replace(base_cfg, **over))
-    return out

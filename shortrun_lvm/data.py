@@ -354,18 +354,11 @@ def cache_path(name, split, root="data"):
     "Where the cache of `name`/`split` lives: `root/<name>_<split>.npz`."
     return data_root(root) / f"{_check_name(name)}_{_check_split(split)}.npz"
 
+from .runio import atomic_write
+
 def _atomic_savez(path, **arrays):
-    "np.savez into a temporary file beside `path`, then os.replace: readers never see a partial file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f: np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try: os.remove(tmp)
-        except FileNotFoundError: pass
-        raise
+    "np.savez through the library's one atomic writer (`runio.atomic_write`): readers never see a partial file."
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 def _write_cache(path, x, y, meta):
     meta = dict(meta, version=CACHE_VERSION, has_y=y is not None, built=time.strftime("%Y-%m-%d %H:%M:%S"))
