@@ -230,7 +230,8 @@ def _ladder_draw(m, x):
 @torch.no_grad()
 def encoder_log_weights(method, x, sigma, k=100):
     "log w = log N(x; g(z), sigma^2 I) + log N(z; 0, I) - log q(z|x) for k draws z ~ q(z|x) of the method's encoder: (k, n)."
-    from shortrun_lvm.baselines import VAE, LadderVAE
+    from shortrun_lvm.baselines import VAE
+    from shortrun_lvm.lvae import LadderVAE
     g, n = method.g, len(x)
     if isinstance(method, LadderVAE): z, log_q = _ladder_draw(method, x.repeat(k, *[1] * (x.ndim - 1)))
     elif isinstance(method, VAE):
@@ -279,7 +280,8 @@ def evaluate_run_ais(run, x, sigma=None, n_steps=1000, n_chains=16, transition="
                nats_per_dim=lp.mean().item() / D, bits_per_dim=-lp.mean().item() / (D * math.log(2)),
                accept=r["accept"], seconds=dt, seconds_per_image=dt / n)
     out["bits_per_dim_256"] = out["bits_per_dim"] + math.log2(128)
-    from shortrun_lvm.baselines import VAE, LadderVAE
+    from shortrun_lvm.baselines import VAE
+    from shortrun_lvm.lvae import LadderVAE
     if bounds and isinstance(method, (VAE, LadderVAE)):
         elbo, iwae = elbo_iwae(method, x, sigma, k)
         out.update(elbo=elbo.double().mean().item(), iwae=iwae.double().mean().item(), iwae_k=int(k))
