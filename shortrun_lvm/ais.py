@@ -139,8 +139,23 @@ def _check(g, x, sigma, n_steps, n_chains, transition, target_accept, batch_size
     if target_accept is not None and not 0 < target_accept < 1: raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
 
 # %% ../nbs/05a_ais.ipynb
-def ais(g, x, sigma, n_steps=4000, n_chains=32, transition="mala", target_accept=None, batch_size=32, seed=0, progress=False,
-        n_leapfrog=5, n_pilot=2, eps0=0.1, adapt_rate=0.5, delta=8.0, z_post=None):
+def ais(g:nn.Module,              # the generator (z_dims, img_shape; forward(zs) -> images)
+        x:torch.Tensor,           # test images (n, *img_shape), the generator's dtype and device
+        sigma:float,              # observation noise std of p(x|z) = N(g(z), sigma^2 I)
+        n_steps:int=4000,         # temperatures of the sigmoid schedule
+        n_chains:int=32,          # independent AIS chains per image (log p(x) from the mean of their weights)
+        transition:str="mala",    # the MCMC kernel, one of TRANSITIONS ('mala', 'hmc')
+        target_accept:float|None=None, # acceptance rate the pilot chains adapt the step size to (None: the kernel's default)
+        batch_size:int=32,        # images annealed together
+        seed:int=0,               # the chains' random numbers
+        progress:bool=False,      # show a progress bar
+        n_leapfrog:int=5,         # leapfrog steps per HMC transition
+        n_pilot:int=2,            # pilot chains per image that adapt the step size (their weights are discarded)
+        eps0:float=0.1,           # the pilot chains' initial step size
+        adapt_rate:float=0.5,     # eps *= exp(adapt_rate * (acceptance - target)) per temperature
+        delta:float=8.0,          # steepness of the sigmoid schedule
+        z_post:torch.Tensor|list|None=None, # exact posterior draws (n, sum z_dims), for the reverse-AIS upper bound
+       )->dict:
     "AIS from N(0, I) to p(z|x): dict with log_px (n,) (stochastic lower bound), its MC se, the log weights; with exact posterior draws `z_post`, also the reverse-AIS upper bound."
     _check(g, x, sigma, n_steps, n_chains, transition, target_accept, batch_size, n_pilot)
     step, acc0 = TRANSITIONS[transition]
@@ -175,8 +190,10 @@ def ais(g, x, sigma, n_steps=4000, n_chains=32, transition="mala", target_accept
         res.update(upper=-log_mean_exp(lr), upper_se=log_mean_exp_se(lr), logw_rev=lr)
     return res
 
-def ais_log_px(g, x, sigma, n_steps=4000, n_chains=32, transition="mala", target_accept=None, batch_size=32, seed=0,
-               progress=False, **kw):
+def ais_log_px(g:nn.Module, x:torch.Tensor, sigma:float, n_steps:int=4000, n_chains:int=32, transition:str="mala",
+               target_accept:float|None=None, batch_size:int=32, seed:int=0, progress:bool=False, # as in `ais`
+               **kw, # more `ais` options
+              )->torch.Tensor:
     "log p(x) in nats per example, every normalising constant of N(x; g(z), sigma^2 I) and N(z; 0, I) included: AIS, a 1-D tensor in x's dtype."
     return ais(g, x, sigma, n_steps, n_chains, transition, target_accept, batch_size, seed, progress, **kw)["log_px"]
 
@@ -265,7 +282,14 @@ def _method_sigma(run, sigma):
         raise ValueError(f"{type(run).__name__} does not record sigma: pass sigma= (the run's cfg.sigma)")
     return run, float(run.sigma if sigma is None else sigma)
 
-def evaluate_run_ais(run, x, sigma=None, n_steps=1000, n_chains=16, transition="mala", bounds=True, k=100, **kw):
+def evaluate_run_ais(run,                  # a run directory or a trained method
+                     x:torch.Tensor,       # test images
+                     sigma:float|None=None, # observation noise std (None: the run's config's)
+                     n_steps:int=1000, n_chains:int=16, transition:str="mala", # as in `ais`
+                     bounds:bool=True,     # also the ELBO and IWAE_k of encoder methods (VAE, Ladder VAE)
+                     k:int=100,            # importance samples of IWAE_k
+                     **kw,                 # more `ais` options
+                    )->dict:
     "Summary of AIS log p(x) on test images `x` for a run directory or method: nats per image and per dim, bits/dim; ELBO/IWAE_k for encoder methods."
     method, sigma = _method_sigma(run, sigma)
     p = next(method.g.parameters())

@@ -97,8 +97,16 @@ def mnist_stats(net, x, n=None, batch_size=500, progress=True):
     net.eval()
     return feature_stats(feats, x, n, batch_size, progress, "MnistNet")
 
-def fd_mnist(samples, ref="mnist", n=None, split="train", n_ref=PAPER_N, net=None, batch_size=500,
-             root="data", device="cpu", progress=True):
+def fd_mnist(samples,                  # images in [-1, 1] (or uint8), or a sampler `sample_fn(k)` with `n`
+             ref="mnist",              # a data set name, (mu, sigma), a statistics `.npz` or images
+             n:int|None=None,          # how many samples to use (required with a sampler)
+             split:str="train",        # the reference data set's split
+             n_ref:int=PAPER_N,        # reference images: the first `n_ref` of the split
+             net:nn.Module|None=None,  # the MnistNet (None: `load_mnist_net`, trained once and cached)
+             batch_size:int=500,       # images per batch
+             root:str|Path="data",     # data directory
+             device:str|torch.device="cpu", progress:bool=True,
+            )->dict:
     "Fréchet distance in `MnistNet` features (\"FD (MNIST-net)\", never FID) of samples vs MNIST images or given stats."
     t0 = time.perf_counter()
     net = net if net is not None else load_mnist_net(root=root, device=device, progress=progress)

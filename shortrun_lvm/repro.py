@@ -15,6 +15,8 @@ from types import SimpleNamespace
 import torch
 from .data import project_root, get_dataset
 from .runio import atomic_write, to01, seeded, seed_for, EVAL
+from typing import Callable
+from .config import Config
 from .train import train
 from . import metrics
 from .mnistnet import fd_mnist
@@ -90,7 +92,13 @@ class Record:
         return atomic_write(self.path, json.dumps(self.d, indent=1, default=float))
 
 # %% ../nbs/08_repro.ipynb
-def setup(preset="auto", device="auto", out_dir=None, seed=None, max_minutes=None, **choices):
+def setup(preset:str="auto",          # one of SCALES, or 'auto' (paper on CUDA, cpu otherwise, smoke under nbdev_test)
+          device:str="auto",          # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+          out_dir:str|None=None,      # where results/, figures/ and runs/ go (None: the repository; smoke: a temporary directory)
+          seed:int|None=None,         # checked to be an integer >= 0
+          max_minutes:float|None=None, # checked to be positive
+          **choices,                  # name=(value, allowed values) of the notebook's other parameters, each checked
+         )->SimpleNamespace:
     "Check a reproduction notebook's parameters; SimpleNamespace(preset, dev, results_dir, figures_dir, threads)."
     preset, dev = resolve_preset(preset, device)
     for name, (value, allowed) in choices.items(): check_choice(name, value, allowed)
@@ -225,8 +233,21 @@ def _cut_note(out):
     if not out["cut"]: return ""
     return f"cut by {out['reason']} at {out['iters']} iterations ({out['epochs']:.3g} epochs)"
 
-def fit_and_eval(cfg, test=None, n_eval=1000, fid_n=None, fid_ref=None, fid_n_ref=None, fd_mnist_ref=None, fd_n=None,
-                 fd_n_ref=10_000, n_show=32, fid_batch=50, progress=True, train_fn=None, callbacks=()):
+def fit_and_eval(cfg:Config,            # the run
+                 test=None,             # ignored (kept for callers): `train` evaluates on `cfg.dataset`'s test split
+                 n_eval:int=1000,       # test images for the test MSE
+                 fid_n:int|None=None,   # samples for the FID (None: no FID)
+                 fid_ref=None,          # FID reference (None: `cfg.dataset`), as `metrics.fid`'s `ref`
+                 fid_n_ref:int|None=None, # FID reference images (None: `fid_n`)
+                 fd_mnist_ref=None,     # FD (MNIST-net) reference on MNIST (None: the training images)
+                 fd_n:int|None=None,    # samples for FD (MNIST-net) on MNIST (None: `fid_n`)
+                 fd_n_ref:int=10_000,   # FD (MNIST-net) reference images
+                 n_show:int=32,         # images kept for the figures (test images, reconstructions, samples)
+                 fid_batch:int=50,      # samples per FID chunk
+                 progress:bool=True,    # progress bars
+                 train_fn:Callable|None=None, # train(cfg, callbacks=...) -> Result (None: `train.train`)
+                 callbacks=(),          # training callbacks (see `callbacks`)
+                )->dict:
     "Train `cfg` (`train` evaluates: test MSE, grids, FID if `fid_n`), add FD (MNIST-net) on MNIST; a dict of numbers and image tensors."
     n_test = cfg.n_test if cfg.n_test is None else max(cfg.n_test, int(n_eval), int(n_show))
     if fid_n is not None and int(fid_n) < 2: raise ValueError(f"fid_n={fid_n}: FID needs at least 2 samples")
@@ -265,7 +286,12 @@ def _train_len(cfg):
     n = len(get_dataset(cfg.dataset, "train", root=cfg.data_root, progress=False))
     return n if cfg.n_train is None else min(n, cfg.n_train)
 
-def compare(base_cfg, methods, test=None, match_iters=True, **fit_kw):
+def compare(base_cfg:Config,           # what every run shares
+            methods:dict,               # {label: Config overrides, plus an optional `fit` dict of fit_and_eval options}
+            test=None,                  # passed on to `fit_and_eval`
+            match_iters:bool=True,      # later runs stop at the first run's number of iterations
+            **fit_kw,                   # `fit_and_eval` options for every run
+           )->dict:
     "`fit_and_eval` per {label: overrides of base_cfg} with everything else fixed; `match_iters`: later runs stop at the first run's iterations."
     keys = {f.name for f in dataclasses.fields(base_cfg)}
     outs, ref_iters = {}, None
@@ -294,7 +320,12 @@ def pairs(x, x_hat, nrow=8):
     n = min(len(x), len(x_hat))
     return torch.cat([torch.cat([x[i:i + nrow], x_hat[i:i + nrow]]) for i in range(0, n, nrow)])
 
-def save_grid(images, path, nrow=8, title=None, panel_width=3.2):
+def save_grid(images,                  # (N, C, H, W) in [-1, 1], or {label: images} for side-by-side panels
+              path:str|Path,           # the PNG to write
+              nrow:int=8,              # images per grid row
+              title:str|None=None,     # the figure's title
+              panel_width:float=3.2,   # inches per panel
+             )->Path:
     "Images in [-1, 1] (N, C, H, W), or {label: images} for side-by-side panels, as one titled PNG; returns the path."
     from matplotlib.figure import Figure
     from torchvision.utils import make_grid
@@ -314,7 +345,14 @@ def save_grid(images, path, nrow=8, title=None, panel_width=3.2):
     return path
 
 # %% ../nbs/08_repro.ipynb
-def record_eval(rec, out, method=None, dataset=None, claims=(), split="test", note=""):
+def record_eval(rec:Record,             # where the rows go
+                out:dict,               # `fit_and_eval`'s result
+                method:str|None=None,   # the rows' method (None: `out["label"]`)
+                dataset:str|None=None,  # the rows' data set (None: `out["dataset"]`)
+                claims=(),              # claim ids: the first for the test MSE, the second for FID / FD (MNIST-net)
+                split:str="test",       # the test MSE's split
+                note:str="",            # a note on every row
+               )->list:
     "Add `out`'s numbers to Record `rec`: test MSE, FID (or why it is missing), FD (MNIST-net); each with its run's scale."
     method, dataset = method or out["label"], dataset or out["dataset"]
     scale = dict(iters=out["iters"], epochs=round(out["epochs"], 4), n_train=out["cfg"].get("n_train"),
