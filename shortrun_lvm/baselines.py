@@ -9,6 +9,7 @@ __all__ = ['flat', 'unflat', 'kl_std_normal', 'gauss_nll', 'options', 'mirror_wi
 # %% ../nbs/06_baselines.ipynb
 import dataclasses
 import math
+from typing import Callable
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -129,7 +130,10 @@ class Stage2VAE(nn.Module):
         return z_hat + self.log_gamma.exp() * torch.randn_like(z_hat)
 
 @torch.no_grad()
-def encode_dataset(f, data, batch_size, device):
+def encode_dataset(f:Callable,        # batch of images -> a tensor or a tuple of tensors
+                   data,              # the training set (`ImageDataset`: len and `batch(idx)`)
+                   batch_size:int,
+                   device:str|torch.device)->torch.Tensor|tuple:
     "Apply `f` to the training set in batches (`data.batch(idx)`); returns f's outputs concatenated (a tensor or a tuple of them)."
     outs = []
     for i in range(0, len(data), batch_size):

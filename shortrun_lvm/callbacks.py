@@ -188,7 +188,11 @@ def held_out(run):
     "The step-size batch: the first `s_batch` test images, on the run's device."
     return run.test.batch(torch.arange(min(run.cfg.s_batch, len(run.test)))).to(run.dev)
 
-def reestimate_s(method, x, cfg, epoch):
+def reestimate_s(method:nn.Module, # the method whose chain step size `s` is fitted
+                 x:torch.Tensor,   # the held-out batch
+                 cfg:Config,       # s_method, s_grid, s_estimator, s_kw, K, sigma, seed
+                 epoch:int,        # picks the estimate's seed
+                )->tuple:
     "Fit the chain's step size on the held-out batch `x`; sets `method.s` and returns (s, seconds)."
     t = time.perf_counter()
     with seeded(seed_for(cfg.seed, STEPSIZE, epoch), x.device):

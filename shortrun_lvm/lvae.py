@@ -14,7 +14,9 @@ from .methods import Method, register_method, mse
 from .baselines import options, mirror_encoder, kl_std_normal, gauss_nll
 
 # %% ../nbs/06a_lvae.ipynb
-def merge_gaussians(mu1, var1, mu2, var2):
+def merge_gaussians(mu1:torch.Tensor, var1:torch.Tensor, # one Gaussian (e.g. the bottom-up one)
+                    mu2:torch.Tensor, var2:torch.Tensor, # the other (e.g. the top-down prior)
+                   )->tuple:
     "Precision-weighted product of N(mu1, var1) and N(mu2, var2) (elementwise): the LVAE merge. Returns (mu, var)."
     prec = 1 / var1 + 1 / var2
     return (mu1 / var1 + mu2 / var2) / prec, 1 / prec

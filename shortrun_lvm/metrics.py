@@ -169,7 +169,9 @@ def _rgb(x):
 def _check_convention(convention):
     if convention not in CONVENTIONS: raise ValueError(f"unknown convention {convention!r}: one of {CONVENTIONS}")
 
-def inception_input(x, convention="tf", quantize=False, scale=None):
+def inception_input(x,                  # images (N, C, H, W): float on `scale`, or uint8; 1 or 3 channels
+                    convention:str="tf", quantize:bool=False, scale:str|None=None, # as in `fid`
+                   )->torch.Tensor:
     "Images (float on `scale`, or uint8) -> the normalised (N, 3, 299, 299) input of the FID Inception under `convention`."
     _check_convention(convention)
     x = _rgb(to_unit(x, scale))
@@ -209,7 +211,12 @@ def _n_total(x, n):
     if isinstance(x, (torch.Tensor, np.ndarray)): return len(x) if n is None else min(n, len(x))
     return n
 
-def feature_stats(feat_fn, x, n=None, batch_size=50, progress=True, desc="features", keep=False):
+def feature_stats(feat_fn:Callable,   # batch of images -> features (b, d) as a numpy array
+                  x,                  # images, a sampler (with `n`) or an iterable of batches
+                  n:int|None=None, batch_size:int=50, progress:bool=True,
+                  desc:str="features", # the progress bar's label
+                  keep:bool=False,    # also return the features, (N, d)
+                 )->tuple:
     "Run `feat_fn` over the batches of `x`: (mu, sigma, count), plus the features if `keep`."
     rs, kept = RunningStats(), []
     with tqdm(total=_n_total(x, n), desc=desc, unit="img", disable=not progress, leave=False) as bar:

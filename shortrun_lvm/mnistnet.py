@@ -40,7 +40,9 @@ def mnist_accuracy(net, ds, batch_size=1000):
         hits += (net(ds.batch(idx).to(dev)).argmax(1).cpu() == ds.y[idx]).sum().item()
     return hits / len(ds.x)
 
-def train_mnist_net(epochs=2, batch_size=128, lr=3e-3, seed=0, root="data", device="cpu", progress=True):
+def train_mnist_net(epochs:int=2, batch_size:int=128, lr:float=3e-3, # Adam on MNIST train
+                    seed:int=0, root:str|Path="data", # data directory
+                    device:str|torch.device="cpu", progress:bool=True)->tuple:
     "Train `MnistNet` on MNIST train with Adam: returns (net, info) with the test accuracy."
     tr, te = get_dataset("mnist", "train", root=root), get_dataset("mnist", "test", root=root)
     gen = torch.Generator().manual_seed(seed)
@@ -63,7 +65,10 @@ def train_mnist_net(epochs=2, batch_size=128, lr=3e-3, seed=0, root="data", devi
                 data=str(tr.info.get("origin") or tr.info.get("source")))
     return net.eval(), info
 
-def load_mnist_net(path=None, root="data", device="cpu", train=True, progress=True):
+def load_mnist_net(path:str|Path|None=None, # the weights file (None: <data root>/mnist_net.pt)
+                   root:str|Path="data", device:str|torch.device="cpu",
+                   train:bool=True,   # train and cache the net if the file is missing
+                   progress:bool=True)->nn.Module:
     "The project's `MnistNet`, from `data/mnist_net.pt`; trained and cached (atomically) if missing and `train`."
     path = Path(path) if path is not None else data_root(root) / "mnist_net.pt"
     if path.is_file():
@@ -87,7 +92,8 @@ def _mnist_in(x):
     x = torch.as_tensor(x)
     return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float().clamp(-1, 1)
 
-def mnist_stats(net, x, n=None, batch_size=500, progress=True):
+def mnist_stats(net:nn.Module, x, # images in [-1, 1] (or uint8), or a sampler with `n`
+                n:int|None=None, batch_size:int=500, progress:bool=True)->tuple:
     "(mu, sigma, count) of `MnistNet` penultimate features of images `x`, streamed like `inception_stats`."
     dev = next(net.parameters()).device
     def feats(b):

@@ -224,7 +224,12 @@ def claimed(cfg, master=True):
             print(f"{'overwrite' if cfg.overwrite else 'resume'}: removed the {clear_run(d)} files of the run in {d}")
         yield d
 
-def run_training(cfg, rank=0, world=1, dev=torch.device("cpu"), ddp=False, callbacks=()):
+def run_training(cfg:Config,
+                 rank:int=0, world:int=1, # this process's DDP rank and the number of ranks
+                 dev:torch.device=torch.device("cpu"),
+                 ddp:bool=False,   # wrap the method in DistributedDataParallel
+                 callbacks=(),     # `Callback`s after the built-in ones (step-size re-estimation, evaluation)
+                )->Result:
     "`train` on one rank: check everything, claim the run directory, then `_run`."
     check_config(cfg, world)
     with claimed(cfg, rank == 0): return _run(cfg, rank, world, dev, ddp, callbacks)
@@ -252,7 +257,9 @@ def _setup_ddp(cfg):
     dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return rank, world, dev
 
-def train(cfg, callbacks=()):
+def train(cfg:Config,  # the run (see `Config`, `get_config`, `parse_args`)
+          callbacks=(), # more `Callback`s (epoch_start, epoch_end hooks)
+         )->Result:
     "Train `cfg.method` as `cfg` says; returns a `Result`. Under torchrun (RANK set) it runs as one DDP rank."
     if int(os.environ.get("RANK", -1)) == -1: return run_training(cfg, dev=_resolve_device(cfg.device), callbacks=callbacks)
     rank, world, dev = _setup_ddp(cfg)
