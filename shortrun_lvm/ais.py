@@ -225,7 +225,7 @@ def bdmc_gaps(g, sigma, n=16, steps=(10, 100, 1000), seed=0, **kw):
 # %% ../nbs/05a_ais.ipynb
 def _ladder_draw(m, x):
     "One draw e ~ q(e | x) of a LadderVAE (the sampling of `LadderVAE.infer`), with log q(e | x) per example."
-    from shortrun_lvm.baselines import merge_gaussians
+    from shortrun_lvm.lvae import merge_gaussians
     import torch.nn.functional as F
     ds, bu = m.bottom_up(x)
     es, log_q, t = [], 0., None
