@@ -376,7 +376,7 @@ def bench_cpu_fast(name, dev, B, K, repeats, variants, compile_cold=True):
                fast_compile=dict(fd, compile=True), fp32_nhwc=dict(channels_last=True))
     vs = dict(naive=Variant(g, K, dev, naive=True))
     for v in variants: vs[v] = Variant(g, K, dev, kws[v])
-    res = {k: dict(chain_s=[], update_s=[], iter_s=[]) for k in vs}
+    res = {k: dict(chain_s=[], update_s=[], iter_s=[], cpu_s=[]) for k in vs}
     for k, v in vs.items():                                     # bare passes (the same weights: no update yet), then a warm-up
         v.fwd_grad(x, zs)
         res[k]["fwd_grad_s"] = time_call(lambda: v.fwd_grad(x, zs), dev, repeats + 2)
@@ -386,12 +386,14 @@ def bench_cpu_fast(name, dev, B, K, repeats, variants, compile_cold=True):
         inductor_config.force_disable_caches = False
     for _ in range(repeats):
         for k, v in vs.items():
-            mk = Marks(dev); v(x, mk); ch, up = mk.intervals()
+            c0 = time.process_time(); mk = Marks(dev); v(x, mk); ch, up = mk.intervals()
+            res[k]["cpu_s"].append(time.process_time() - c0)          # CPU time of all threads: with 1 thread, the load hardly moves it
             res[k]["chain_s"].append(ch); res[k]["update_s"].append(up); res[k]["iter_s"].append(ch + up)
     nv = res["naive"]
     for k, q in res.items():
         q.update(iter=med(q["iter_s"]), chain=med(q["chain_s"]), update=med(q["update_s"]), fwd_grad=med(q["fwd_grad_s"]),
-                 speedup_per_repeat=[a / b for a, b in zip(nv["iter_s"], q["iter_s"])])
+                 speedup_per_repeat=[a / b for a, b in zip(nv["iter_s"], q["iter_s"])], cpu=med(q["cpu_s"]),
+                 cpu_speedup=med([a / b for a, b in zip(nv["cpu_s"], q["cpu_s"])]))
         q.update(speedup=med(q["speedup_per_repeat"]), speedup_range=[min(q["speedup_per_repeat"]), max(q["speedup_per_repeat"])],
                  bare_iter=K * q["fwd_grad"])
     r["variants"] = res
@@ -406,16 +408,16 @@ def report_cpu_fast(R):
     lines = [f"CPU fast path, {e['cpu']} (native bf16: {', '.join(e['cpu_bf16']) or 'none'}), torch {e['torch']}, "
              f"{e['torch_threads']} threads, {e['date'][:16]}, commit {e['git_commit'][:10]}; measured matmul peaks "
              f"fp32 {c['matmul_fp32_flops']/1e12:.2f}, bf16 {c['matmul_bf16_flops']/1e12:.2f} TFLOP/s ({ratio:.1f}x)", "",
-             "| preset | batch | K | variant | s / iter | speed-up vs naive fp32 (median, range) | vs K bare fp32 fwd+grad | "
+             "| preset | batch | K | variant | s / iter | speed-up vs naive fp32 (median, range) | CPU-time speed-up | vs K bare fp32 fwd+grad | "
              "vs K bare passes in its mode | GFLOP / iter | floor s (fp32, bf16) | x its floor | load before, after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for name, r in R["cpu_fast"].items():
         fl32, fl16 = r["flops_iter"] / c["matmul_fp32_flops"], r["flops_iter"] / c["matmul_bf16_flops"]
         for k, v in r["variants"].items():
             floor = fl32 if k in ("naive", "fp32_nhwc") else fl16
             lines.append(f"| {name} | {r['batch']} | {r['K']} | {k} | {v['iter']:.3f} | {v['speedup']:.2f}x "
-                         f"({v['speedup_range'][0]:.2f}-{v['speedup_range'][1]:.2f}) | {r['bare_fp32_iter']/v['iter']:.2f}x | "
+                         f"({v['speedup_range'][0]:.2f}-{v['speedup_range'][1]:.2f}) | {v['cpu_speedup']:.2f}x | {r['bare_fp32_iter']/v['iter']:.2f}x | "
                          f"{v['bare_iter']/v['iter']:.2f}x | {r['flops_iter']/1e9:.0f} | {fl32:.3g}, {fl16:.3g} | {v['iter']/floor:.1f} | "
                          f"{r['load_before']:.1f}, {r['load_after']:.1f} |")
         f = r["variants"].get("fast")
@@ -573,6 +575,7 @@ def main():
             "naive: the naive fp32 loop and an fp32 update; fast: FastChain(g, K, s, sigma, **fast_defaults(device)) with the update's "
             "forward under precision(amp_dtype, 'cpu') and x in channels-last (what train(fast=True) runs); fast_nchw: bf16 without channels-last",
             "variants interleaved repeat by repeat; speed-up per repeat = naive time / variant time of the same round; median and range",
+            "CPU-time speed-up: the same from time.process_time (all threads); with --threads 1 it is nearly free of other processes' load",
             "bare: K forward + latent-gradient passes (no update, no noise) in the variant's mode, each pass timed alone",
             "FLOPs: FlopCounterMode (convolutions and matmuls) of K forward + latent-gradient passes + the update's forward and "
             "parameter backward; floor = FLOPs / the measured rate of a large (2048^2) matmul in fp32 or bf16"])
