@@ -616,11 +616,13 @@ def main():
         "bytes: every aten op's tensor inputs + outputs in the eager step, over a large copy's bytes/s"])
     if not cuda: R["notes"].append("CPU timings taken on a machine shared with other jobs: noisy; medians of interleaved repeats")
     print(f"device {dev} | {R['env'].get('gpu', R['env']['cpu'])} | torch {torch.__version__} | {torch.get_num_threads()} threads", flush=True)
+    if not cuda: R["env"]["load_at_start"] = load_check("at the start")
     R["ceilings"] = ceilings(dev, a.quick)
     print("ceilings:", {k: f"{v/1e12:.2f} T" if "flops" in k else (f"{v/1e9:.0f} GB/s" if "bytes" in k else v) for k, v in R["ceilings"].items()}, flush=True)
     for name in a.presets.split(","):
         t0 = time.perf_counter()
         R["presets"][name] = r = bench_preset(name, dev, B, K, which, repeats, a.quick)
+        if not cuda: r["load_after"] = load_check(f"after {name}")
         print(f"{name}: " + ", ".join(f"{k} {v['iter']:.4f} s/iter ({v['step']*1e3:.2f} ms/step, first call {v['first_call_s']:.1f} s)"
                                       for k, v in r["variants"].items()) + f"  [{time.perf_counter()-t0:.0f} s]", flush=True)
     out = Path(a.out) if a.out else ROOT / "results" / f"bench_{dev.type}{'_quick' if a.quick else ''}.json"
@@ -644,6 +646,7 @@ def main():
                                       R["presets"].get(name)); save()
     again = ceilings(dev, a.quick)            # a shared machine's load changes: keep the better of two measurements
     R["ceilings"] = {k: max(v, again[k]) for k, v in R["ceilings"].items()}
+    if not cuda: R["env"]["load_at_end"] = load_check("at the end")
     save(final=True)
     print("\n" + R["table"] + "\n\n" + "\n".join(R["explain"]) + f"\n\nwrote {out}")
 
