@@ -4,6 +4,8 @@
     python bench/bench.py --quick                # smoke run (batch 25, K=5): results/bench_<device>_quick.json
     python bench/bench.py --device cuda --full   # all of K in (5, 25, 100) x batch in (25, 100, 400)
     python bench/bench.py --precision            # also fp32 vs TF32 vs bf16 (time and reconstruction MSE)
+    python bench/bench.py --cpu-fast             # CPU: naive fp32 loop vs the fast path (bf16 + channels-last) per
+                                                 # training iteration -> results/bench_cpu_fast.json
 
 Variants run side by side in one process, interleaved repeat by repeat (so a load change on a shared
 machine hits all of them alike): `naive` (the loop as commonly written, below), `ours` (langevin.short_run),
@@ -21,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from shortrun_lvm.langevin import short_run, grad_log_joint, frozen, sample_prior
 from shortrun_lvm.models import get_model, n_params
-from shortrun_lvm.fast import FastChain, precision
+from shortrun_lvm.fast import FastChain, precision, fast_defaults, cpu_bf16_support
 
 S, SIGMA = 0.05, 0.15                     # released CelebA-32 defaults (code convention: s = noise sd)
 LR, BETAS = 8e-5, (0.5, 0.999)            # released Adam settings
@@ -136,8 +138,8 @@ def count_step(g, x, zs):
 def ceilings(dev, quick):
     "Measured peaks: a large matmul (fp32; on CUDA also TF32 and bf16) and a large copy (bytes read + written)."
     n = (1024 if quick else 2048) if dev.type == "cpu" else 8192
-    modes = [("fp32", torch.float32, False)] + ([("tf32", torch.float32, True), ("bf16", torch.bfloat16, False)]
-                                                if dev.type == "cuda" else [])
+    modes = [("fp32", torch.float32, False)] + ([("tf32", torch.float32, True)] if dev.type == "cuda" else []) + \
+            [("bf16", torch.bfloat16, False)]
     out = {}
     for name, dt, tf32 in modes:
         a, b = torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt)
@@ -275,7 +277,8 @@ def bench_precision_trained(ckpt_dir, dev, n=200, seeds=3):
     g = method.g.eval()
     x = get_dataset(cfg.dataset, "test", root=cfg.data_root).batch(torch.arange(n)).to(dev)
     modes = dict(fp32=dict(tf32=False), bf16=dict(tf32=False, amp_dtype=torch.bfloat16))
-    if dev.type == "cuda": modes.update(tf32=dict(tf32=True), bf16_nhwc=dict(tf32=False, amp_dtype=torch.bfloat16, channels_last=True))
+    modes["bf16_nhwc"] = dict(tf32=False, amp_dtype=torch.bfloat16, channels_last=True)     # the CPU fast path (fast_defaults)
+    if dev.type == "cuda": modes.update(tf32=dict(tf32=True))
     out = dict(run=str(ckpt_dir), model=cfg.model, model_kw=cfg.model_kw, dataset=cfg.dataset, iters=ck["iter"], n_test=n,
                K=cfg.K, s=getattr(method, "s", cfg.s), sigma=cfg.sigma, seeds=seeds, modes={})
     for m, kw in modes.items():
@@ -312,6 +315,126 @@ def bench_stepsize(dev, iter_s, B, budget_s=120):
     return out
 
 
+# ---------------------------------------------------------------- CPU fast path: whole training iterations
+def load_check(where, threshold=None):
+    "The 1-minute load average; prints a warning line when it is high enough to distort CPU timings (> 0.75 x cores)."
+    l1, n = os.getloadavg()[0], os.cpu_count()
+    if l1 > (threshold if threshold is not None else 0.75 * n):
+        print(f"WARNING: load average {l1:.2f} on {n} cores {where}: other processes compete for the cores, so these "
+              "timings are distorted (absolute times most; the interleaved ratios less)", flush=True)
+    return l1
+
+def parse_preset(p):
+    "'name' or 'name:key=int,...' (model overrides, e.g. mnist:ngf=16) -> (name, overrides)."
+    name, _, ov = p.partition(":")
+    return name, {k: int(v) for k, v in (kv.split("=") for kv in ov.split(",") if kv)}
+
+def update_flops(g, x, zs):
+    "FLOPs of the parameter update: forward at z_K and backward of sum((x - g(z))^2) into the parameters."
+    gc = copy.deepcopy(g)
+    with FlopCounterMode(display=False) as fc: (x - gc(zs)).pow(2).sum().backward()
+    return fc.get_total_flops()
+
+class Variant:
+    "One way of running a training iteration: its own copy of g and Adam, the chain, and the precision of the update's forward."
+    def __init__(self, g, K, dev, kw=None, naive=False):
+        self.g = copy.deepcopy(g); self.K, self.dev, self.naive = K, dev, naive
+        self.kw = dict(kw or {}); self.cl = bool(self.kw.get("channels_last")); self.amp = self.kw.get("amp_dtype")
+        self.chain = None if naive else FastChain(self.g, K, S, SIGMA, **self.kw)     # channels_last: converts self.g
+        self.opt = torch.optim.Adam(self.g.parameters(), lr=LR, betas=BETAS)
+    def __call__(self, x, mk, K=None):
+        "chain (marks), then the update: as train() will run `method.loss` under `precision(amp_dtype, device_type)`."
+        K = self.K if K is None else K
+        if self.cl: x = x.contiguous(memory_format=torch.channels_last)
+        mk()
+        if self.naive:
+            zK = naive_short_run(self.g, x, K, S, SIGMA); mk(); loss = (x - self.g(zK)).pow(2).sum()
+        else:
+            with precision(amp_dtype=self.amp, device_type=self.dev.type):
+                zK = self.chain(x) if K == self.K else self.chain._run(x, None, True, None, K=K); mk()
+                loss = (x - self.g(zK)).pow(2).sum()
+        self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step(); mk()
+    def fwd_grad(self, x, zs):
+        "One forward + latent-gradient pass in this variant's precision and layout (a bare chain step)."
+        if self.cl: x = x.contiguous(memory_format=torch.channels_last)
+        with precision(amp_dtype=self.amp, device_type=self.dev.type): return latent_grad(self.g, x, zs)
+
+def bench_cpu_fast(name, dev, B, K, repeats, variants, compile_cold=True):
+    """Whole training iterations (K-step chain + one Adam step) at batch B: the naive fp32 loop against the fast path
+    (`fast_defaults(dev)`: bf16 autocast + channels-last for the chain and the update's forward) and the other variants
+    asked for, interleaved repeat by repeat; plus bare forward + latent-gradient passes in fp32 and in the fast mode,
+    and the FLOPs of an iteration (for the floors)."""
+    pname, ov = parse_preset(name)
+    torch.manual_seed(0); g = get_model(pname, **ov).to(dev); x = make_x(g, B, dev); zs = sample_prior(g, B, dev)
+    fd = fast_defaults(dev)
+    r = dict(preset=name, params=n_params(g), z_dims=g.z_dims, img_shape=list(g.img_shape), batch=B, K=K, fast_kw={k: str(v) for k, v in fd.items()},
+             load_before=load_check(f"before {name}"))
+    flops_step = count_step(g, x, zs)[1]
+    r.update(flops_step=flops_step, flops_update=update_flops(g, x, zs))
+    r["flops_iter"] = K * r["flops_step"] + r["flops_update"]
+    kws = dict(fast=fd, fast_nchw={k: v for k, v in fd.items() if k != "channels_last"},
+               fast_compile=dict(fd, compile=True), fp32_nhwc=dict(channels_last=True))
+    vs = dict(naive=Variant(g, K, dev, naive=True))
+    for v in variants: vs[v] = Variant(g, K, dev, kws[v])
+    res = {k: dict(chain_s=[], update_s=[], iter_s=[], cpu_s=[]) for k in vs}
+    for k, v in vs.items():                                     # bare passes (the same weights: no update yet), then a warm-up
+        v.fwd_grad(x, zs)
+        res[k]["fwd_grad_s"] = time_call(lambda: v.fwd_grad(x, zs), dev, repeats + 2)
+        import torch._inductor.config as inductor_config
+        inductor_config.force_disable_caches = k == "fast_compile" and compile_cold      # count a cold compile
+        t0 = time.perf_counter(); v(x, Marks(dev), K=min(K, 2)); res[k]["first_call_s"] = time.perf_counter() - t0
+        inductor_config.force_disable_caches = False
+    for _ in range(repeats):
+        for k, v in vs.items():
+            c0 = time.process_time(); mk = Marks(dev); v(x, mk); ch, up = mk.intervals()
+            res[k]["cpu_s"].append(time.process_time() - c0)          # CPU time of all threads: with 1 thread, the load hardly moves it
+            res[k]["chain_s"].append(ch); res[k]["update_s"].append(up); res[k]["iter_s"].append(ch + up)
+    nv = res["naive"]
+    for k, q in res.items():
+        q.update(iter=med(q["iter_s"]), chain=med(q["chain_s"]), update=med(q["update_s"]), fwd_grad=med(q["fwd_grad_s"]),
+                 speedup_per_repeat=[a / b for a, b in zip(nv["iter_s"], q["iter_s"])], cpu=med(q["cpu_s"]),
+                 cpu_speedup=med([a / b for a, b in zip(nv["cpu_s"], q["cpu_s"])]))
+        q.update(speedup=med(q["speedup_per_repeat"]), speedup_range=[min(q["speedup_per_repeat"]), max(q["speedup_per_repeat"])],
+                 bare_iter=K * q["fwd_grad"])
+    r["variants"] = res
+    r["bare_fp32_iter"] = K * res["naive"]["fwd_grad"]          # K fp32 forward + latent-gradient passes, no update
+    r["load_after"] = load_check(f"after {name}")
+    return r
+
+def report_cpu_fast(R):
+    "Rows of the CPU fast section and where each lands against the bf16 ceiling and floor."
+    c, e = R["ceilings"], R["env"]
+    ratio = c["matmul_bf16_flops"] / c["matmul_fp32_flops"]
+    lines = [f"CPU fast path, {e['cpu']} (native bf16: {', '.join(e['cpu_bf16']) or 'none'}), torch {e['torch']}, "
+             f"{e['torch_threads']} threads, {e['date'][:16]}, commit {e['git_commit'][:10]}; measured matmul peaks "
+             f"fp32 {c['matmul_fp32_flops']/1e12:.2f}, bf16 {c['matmul_bf16_flops']/1e12:.2f} TFLOP/s ({ratio:.1f}x)", "",
+             "| preset | batch | K | variant | s / iter | speed-up vs naive fp32 (median, range) | CPU-time speed-up | vs K bare fp32 fwd+grad | "
+             "vs K bare passes in its mode | GFLOP / iter | floor s (fp32, bf16) | x its floor | load before, after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for name, r in R["cpu_fast"].items():
+        fl32, fl16 = r["flops_iter"] / c["matmul_fp32_flops"], r["flops_iter"] / c["matmul_bf16_flops"]
+        for k, v in r["variants"].items():
+            floor = fl32 if k in ("naive", "fp32_nhwc") else fl16
+            lines.append(f"| {name} | {r['batch']} | {r['K']} | {k} | {v['iter']:.3f} | {v['speedup']:.2f}x "
+                         f"({v['speedup_range'][0]:.2f}-{v['speedup_range'][1]:.2f}) | {v['cpu_speedup']:.2f}x | {r['bare_fp32_iter']/v['iter']:.2f}x | "
+                         f"{v['bare_iter']/v['iter']:.2f}x | {r['flops_iter']/1e9:.0f} | {fl32:.3g}, {fl16:.3g} | {v['iter']/floor:.1f} | "
+                         f"{r['load_before']:.1f}, {r['load_after']:.1f} |")
+        f = r["variants"].get("fast")
+        if f:
+            notes.append(f"{name}: fast path {f['speedup']:.2f}x the naive fp32 loop per iteration (range {f['speedup_range'][0]:.2f}-"
+                         f"{f['speedup_range'][1]:.2f}): {f['speedup']/2:.0%} of the ~2x AVX-512 BF16 arithmetic ceiling, "
+                         f"{f['speedup']/ratio:.0%} of this CPU's measured bf16/fp32 matmul ratio ({ratio:.1f}x); "
+                         f"{f['iter']/fl16:.1f}x the bf16 FLOP floor ({fl16:.3g} s), naive {r['variants']['naive']['iter']/fl32:.1f}x the fp32 floor")
+        fc = r["variants"].get("fast_compile")
+        if fc and f:
+            gain = f["iter"] - fc["iter"]
+            notes.append(f"{name}: torch.compile: first call {fc['first_call_s']:.0f} s (compile, cold cache) vs {f['first_call_s']:.1f} s; "
+                         f"{fc['iter']:.3f} vs {f['iter']:.3f} s/iter: " + (f"pays back after {(fc['first_call_s'] - f['first_call_s'])/gain:.0f} iterations"
+                                                                           if gain > 0 else "no gain per iteration"))
+    return "\n".join(lines), notes
+
+
 # ---------------------------------------------------------------- environment and report
 def environment(dev):
     def git(*a):
@@ -321,6 +444,7 @@ def environment(dev):
     e = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
              git_commit=(lambda h: h if len(h) == 40 else "none (no commit yet)")(git("rev-parse", "HEAD")), git_dirty=bool(git("status", "--porcelain")),
              device=str(dev), cpu=cpu, cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+             cpu_bf16=list(cpu_bf16_support()), cpu_capability=torch.backends.cpu.get_cpu_capability(),
              torch=torch.__version__, python=platform.python_version(), load_avg=os.getloadavg(),
              tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
     if dev.type == "cuda":
@@ -415,10 +539,17 @@ def main():
     ap.add_argument("--report", default=None, metavar="JSON", help="only print the tables of an earlier run's JSON")
     ap.add_argument("--precision-run", default=None, metavar="RUN_DIR",
                     help="only: test MSE of trained runs (comma-separated run dirs with ckpt.pt), chain in fp32 vs TF32/bf16 -> results/precision_<device>.json")
+    ap.add_argument("--cpu-fast", action="store_true",
+                    help="only: whole training iterations, naive fp32 loop vs the fast path (fast_defaults) -> results/bench_cpu_fast.json")
+    ap.add_argument("--fast-variants", default="fast,fast_nchw",
+                    help="--cpu-fast variants besides naive: fast (fast_defaults), fast_nchw (bf16 only), fast_compile, fp32_nhwc")
+    ap.add_argument("--fast-presets", default="celeba32_l5,dcgan32,mnist", help="--cpu-fast presets (name or name:key=int)")
+    ap.add_argument("--repeats-for", default="", help="per-preset repeats for --cpu-fast, e.g. celeba32_l5=2")
     ap.add_argument("--out", default=None, help="JSON path (default results/bench_<device>[_quick].json)")
     a = ap.parse_args()
     if a.report:
         R = json.loads(Path(a.report).read_text())
+        if "cpu_fast" in R: return print(R["table"] + "\n\n" + "\n".join(R["explain"]))
         return print(report(R) + "\n\n" + "\n".join(explain(R)))
 
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else "cpu" if a.device == "auto" else a.device)
@@ -438,6 +569,35 @@ def main():
                   f"K={p['K']}, s={p['s']}, {p['seeds']} noise seeds")
             for m, v in p["modes"].items(): print(f"  {m:10s} test MSE {v['mse']:.6f}  ({v['rel_to_fp32']:+.3%} vs fp32)")
         return print(f"wrote {out}")
+    if a.cpu_fast:
+        R = dict(env=environment(dev), args=vars(a), cpu_fast={}, notes=[
+            "iteration = a K-step chain from N(0, I) + one Adam step on sum((x - g(z_K))^2), batch of a synthetic x from the untrained g",
+            "naive: the naive fp32 loop and an fp32 update; fast: FastChain(g, K, s, sigma, **fast_defaults(device)) with the update's "
+            "forward under precision(amp_dtype, 'cpu') and x in channels-last (what train(fast=True) runs); fast_nchw: bf16 without channels-last",
+            "variants interleaved repeat by repeat; speed-up per repeat = naive time / variant time of the same round; median and range",
+            "CPU-time speed-up: the same from time.process_time (all threads); with --threads 1 it is nearly free of other processes' load",
+            "bare: K forward + latent-gradient passes (no update, no noise) in the variant's mode, each pass timed alone",
+            "FLOPs: FlopCounterMode (convolutions and matmuls) of K forward + latent-gradient passes + the update's forward and "
+            "parameter backward; floor = FLOPs / the measured rate of a large (2048^2) matmul in fp32 or bf16"])
+        out = Path(a.out) if a.out else ROOT / "results" / "bench_cpu_fast.json"
+        print(f"device {dev} | {R['env']['cpu']} | native bf16: {R['env']['cpu_bf16'] or 'none'} | torch {torch.__version__} | "
+              f"{torch.get_num_threads()} threads | load {os.getloadavg()[0]:.2f}", flush=True)
+        load_check("at the start")
+        R["ceilings"] = ceilings(dev, False)
+        rep_for = dict(kv.split("=") for kv in a.repeats_for.split(",") if kv)
+        for name in a.fast_presets.split(","):
+            t0 = time.perf_counter()
+            R["cpu_fast"][name] = r = bench_cpu_fast(name, dev, a.batch or 100, a.K or 25, int(rep_for.get(name, a.repeats or 3)),
+                                                      [v for v in a.fast_variants.split(",") if v])
+            print(f"{name}: " + ", ".join(f"{k} {v['iter']:.3f} s/iter ({v['speedup']:.2f}x)" for k, v in r["variants"].items())
+                  + f"  [{time.perf_counter()-t0:.0f} s]", flush=True)
+            out.write_text(json.dumps(R, indent=1, default=str))
+        again = ceilings(dev, False)
+        R["ceilings"] = {k: max(v, again[k]) for k, v in R["ceilings"].items()}
+        R["table"], R["explain"] = report_cpu_fast(R)
+        out.write_text(json.dumps(R, indent=1, default=str))
+        load_check("at the end")
+        return print("\n" + R["table"] + "\n\n" + "\n".join(R["explain"]) + f"\n\nwrote {out}")
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)  # many shapes and modes in one process
     B = a.batch or (25 if a.quick else 100); K = a.K or (5 if a.quick else 25)
     repeats = a.repeats or (10 if cuda else 3)
@@ -456,11 +616,13 @@ def main():
         "bytes: every aten op's tensor inputs + outputs in the eager step, over a large copy's bytes/s"])
     if not cuda: R["notes"].append("CPU timings taken on a machine shared with other jobs: noisy; medians of interleaved repeats")
     print(f"device {dev} | {R['env'].get('gpu', R['env']['cpu'])} | torch {torch.__version__} | {torch.get_num_threads()} threads", flush=True)
+    if not cuda: R["env"]["load_at_start"] = load_check("at the start")
     R["ceilings"] = ceilings(dev, a.quick)
     print("ceilings:", {k: f"{v/1e12:.2f} T" if "flops" in k else (f"{v/1e9:.0f} GB/s" if "bytes" in k else v) for k, v in R["ceilings"].items()}, flush=True)
     for name in a.presets.split(","):
         t0 = time.perf_counter()
         R["presets"][name] = r = bench_preset(name, dev, B, K, which, repeats, a.quick)
+        if not cuda: r["load_after"] = load_check(f"after {name}")
         print(f"{name}: " + ", ".join(f"{k} {v['iter']:.4f} s/iter ({v['step']*1e3:.2f} ms/step, first call {v['first_call_s']:.1f} s)"
                                       for k, v in r["variants"].items()) + f"  [{time.perf_counter()-t0:.0f} s]", flush=True)
     out = Path(a.out) if a.out else ROOT / "results" / f"bench_{dev.type}{'_quick' if a.quick else ''}.json"
@@ -484,6 +646,7 @@ def main():
                                       R["presets"].get(name)); save()
     again = ceilings(dev, a.quick)            # a shared machine's load changes: keep the better of two measurements
     R["ceilings"] = {k: max(v, again[k]) for k, v in R["ceilings"].items()}
+    if not cuda: R["env"]["load_at_end"] = load_check("at the end")
     save(final=True)
     print("\n" + R["table"] + "\n\n" + "\n".join(R["explain"]) + f"\n\nwrote {out}")
 

@@ -49,6 +49,7 @@ class Run:
     t_start: float = 0.; t_last: float = 0.; it_last: int = 0
     mean_mse: float | None = None  # the test MSE of the mean training image (the collapse guard's level)
     tb: object = None             # the TensorBoard writer (False: none to be had)
+    fast_kw: dict | None = None   # with cfg.fast: the FastChain options in force (the device's defaults under cfg.fast_kw)
     @property
     def master(self): return self.rank == 0
     @property

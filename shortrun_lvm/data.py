@@ -4,53 +4,18 @@
 
 # %% ../nbs/00_data.ipynb 3
 from __future__ import annotations
-import configparser, hashlib, io, json, os, tarfile, tempfile, time, warnings
+import json, os, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
-from tqdm import tqdm
+from .sources import (LIB_NAME, MIRROR_ENV, project_root, data_root, mirror_dir, DatasetError, SPLITS,
+    CELEBA_TRAIN_CAP, CIFAR10_CLASSES, MIRROR_SHA256, MIRROR_READERS, celeba_transform, select_celeba, _verify, _from_torchvision)
 
 # %% auto 0
-__all__ = ['LIB_NAME', 'MIRROR_ENV', 'SPLITS', 'CELEBA_TRAIN_CAP', 'CIFAR10_CLASSES', 'MIRROR_SHA256', 'DATASETS', 'TINY_SHAPES',
-           'TINY_SEEDS', 'TINY_N', 'TINY_BACKGROUND', 'MIRROR_READERS', 'CACHE_VERSION', 'project_root', 'data_root',
-           'mirror_dir', 'DatasetError', 'to_float', 'to_uint8', 'ImageDataset', 'image_shape', 'tiny_image',
-           'make_tiny', 'celeba_transform', 'select_celeba', 'cache_path', 'get_dataset', 'Table', 'available']
+__all__ = ['DATASETS', 'TINY_SHAPES', 'TINY_SEEDS', 'TINY_N', 'TINY_BACKGROUND', 'CACHE_VERSION', 'to_float', 'to_uint8',
+           'ImageDataset', 'image_shape', 'tiny_image', 'make_tiny', 'cache_path', 'get_dataset', 'Table', 'available']
 
 # %% ../nbs/00_data.ipynb
-LIB_NAME = "shortrun_lvm"
-MIRROR_ENV = "SHORTRUN_LVM_MIRROR"   # folder holding the offline copies (mnist.npz, cifar10_jpeg.tar.gz, ...)
-
-def project_root() -> Path:
-    "The folder holding this project's `settings.ini` (lib_name shortrun_lvm), searched upwards from the cwd; else the cwd."
-    cwd = Path.cwd()
-    for d in (cwd, *cwd.parents):
-        f = d / "settings.ini"
-        if not f.is_file(): continue
-        cp = configparser.ConfigParser(delimiters=["="], interpolation=None)
-        try: cp.read(f, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError): continue
-        if cp.get("DEFAULT", "lib_name", fallback=None) == LIB_NAME: return d
-    return cwd
-
-def data_root(
-    root="data",              # a folder; relative to the project root when relative
-) -> Path:
-    "`root` as an absolute path: a relative one is taken from `project_root()`, not from the cwd."
-    root = Path(root).expanduser()
-    return root if root.is_absolute() else project_root() / root
-
-def mirror_dir():
-    "The offline mirror folder named by `$SHORTRUN_LVM_MIRROR` (relative: from the project root, else the cwd), or None."
-    v = os.environ.get(MIRROR_ENV, "").strip()
-    if not v: return None
-    p = Path(v).expanduser()
-    if p.is_absolute(): return p
-    return (project_root() / p if (project_root() / p).is_dir() else Path.cwd() / p).resolve()
-
-# %% ../nbs/00_data.ipynb
-class DatasetError(ValueError):
-    "Any failure to provide a data set: unknown name or split, no usable source, corrupt archive, `n` too large."
-
 def to_float(
     u8,                       # uint8 images (tensor or array), 0..255
     dtype=torch.float32,
@@ -109,17 +74,6 @@ class ImageDataset(torch.utils.data.Dataset):
                 f"labels={'yes' if self.y is not None else 'no'}, source={i.get('source')!r})")
 
 # %% ../nbs/00_data.ipynb
-SPLITS = ("train", "test")
-CELEBA_TRAIN_CAP = 40_000        # the paper's CelebA training set: 40,000 aligned faces
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-# file name in the mirror -> sha256 (from the mirror's README.md)
-MIRROR_SHA256 = {
-    "mnist.npz": "7a9e9afe3e5a31a40029aea4d65940367b3e0a32c169095d18883ac86d672e09",
-    "cifar10_jpeg.tar.gz": "b8064bfae058ced272f37ae0d7bb675ed74e5b6071c06dfd0e4e8ff12d1cf1de",
-    "celeba_subset6k.tar.gz": "a1c6cebd2ef16eb1e8018fead7e4455ba1c59101fe2d9818df236ff996d99469",
-}
-
 DATASETS = {
     "mnist":    dict(shape=(1, 28, 28), mirror="mnist.npz", tv="MNIST", note="MNIST handwritten digits, 60,000 train / 10,000 test"),
     "svhn":     dict(shape=(3, 32, 32), mirror=None, tv="SVHN",
@@ -207,145 +161,6 @@ def make_tiny(
                 note=f"procedural {size}x{size} coloured shapes ({', '.join(TINY_SHAPES)}) on a dark background; label = shape",
                 size=size, channels=channels, seed=seed)
     return ImageDataset(torch.from_numpy(x), torch.from_numpy(y), info)
-
-# %% ../nbs/00_data.ipynb
-_VERIFIED = {}   # (path, size, mtime_ns) -> sha256 already checked in this process
-
-def _sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(chunk), b""): h.update(b)
-    return h.hexdigest()
-
-def _verify(path, expected):
-    "Check `path` against its sha256 (once per process and file version); raise DatasetError on a mismatch."
-    path = Path(path); st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if _VERIFIED.get(key) == expected: return expected
-    got = _sha256(path)
-    if got != expected:
-        raise DatasetError(f"{path} is corrupt or truncated ({st.st_size:,} bytes): its sha256 is {got}, expected {expected} "
-                           f"(the mirror's README.md). Copy the file again from the data mirror, or unset {MIRROR_ENV}.")
-    _VERIFIED[key] = expected
-    return expected
-
-def _tar_members(path, keep, progress, total, desc):
-    "Yield (member name, bytes) of the regular files of a .tar.gz that `keep(name)` accepts, streaming."
-    with tarfile.open(path, mode="r|gz") as tar, tqdm(total=total, desc=desc, unit="img", disable=not progress,
-                                                       mininterval=1.0, leave=False) as bar:
-        for m in tar:
-            name = m.name[2:] if m.name.startswith("./") else m.name
-            if not m.isfile() or not keep(name): continue
-            yield name, tar.extractfile(m).read()
-            bar.update()
-
-def _decode(data, mode="RGB"):
-    from PIL import Image
-    with Image.open(io.BytesIO(data)) as im: return im.convert(mode)
-
-def _read_mnist(path, progress=True):
-    "All of MNIST from the mirror's `mnist.npz`: {(name, split): (x, y, note)}."
-    with np.load(path, allow_pickle=False) as z:
-        return {("mnist", s): (z[f"{s}_x"][:, None], z[f"{s}_y"].astype(np.int64),
-                               "MNIST, lossless, official order (mirror copy mnist.npz)") for s in SPLITS}
-
-def _cifar_key(name):
-    "Sort key (file number, class) of `<split>/<class>/NNNN.jpg`: interleaves the classes."
-    split, cls, fn = name.split("/")
-    stem = fn.rsplit(".", 1)[0]
-    return (int(stem) if stem.isdigit() else float("inf"), stem, cls)
-
-def _read_cifar(path, progress=True):
-    "All of the mirror's CIFAR-10 JPEG copy: {(name, split): (x, y, note)}."
-    keep = lambda n: n.count("/") == 2 and n.split("/")[0] in SPLITS and n.lower().endswith((".jpg", ".jpeg"))
-    items = {s: [] for s in SPLITS}
-    for name, data in _tar_members(path, keep, progress, 60_000, "CIFAR-10 JPEGs"):
-        items[name.split("/")[0]].append((_cifar_key(name), name.split("/")[1], np.asarray(_decode(data))))
-    classes = sorted({c for s in SPLITS for _, c, _ in items[s]})
-    if tuple(classes) != CIFAR10_CLASSES: raise DatasetError(f"{path}: unexpected class folders {classes}")
-    out = {}
-    for s in SPLITS:
-        its = sorted(items[s], key=lambda t: t[0])
-        x = np.ascontiguousarray(np.stack([a for *_, a in its]).transpose(0, 3, 1, 2))
-        y = np.array([classes.index(c) for _, c, _ in its], np.int64)
-        out[("cifar10", s)] = (x, y, f"CIFAR-10 JPEG q75 copy (lossy; original index order lost, files sorted by "
-                                     f"(number, class), classes interleaved); {len(x):,} {s} images")
-    return out
-
-def celeba_transform(
-    img,                      # a PIL RGB image (the aligned 178x218 face)
-    size:int,                 # output height and width (32 or 64)
-)->np.ndarray:
-    "The authors' CelebA protocol on a PIL image: torchvision Resize(size) (short side, antialiased) then CenterCrop(size); uint8 (3, size, size)."
-    from torchvision.transforms import functional as TF
-    return np.asarray(TF.center_crop(TF.resize(img, size), size)).transpose(2, 0, 1)
-
-def select_celeba(
-    paths:list,               # file paths or archive member names
-    split:str,                # "train" (capped at 40,000) or "test"
-)->list:
-    "CelebA files in a deterministic order: `.DS_Store` and non-images dropped, sorted by file name (the CelebA image number), train capped at 40,000."
-    ps = [p for p in paths if p.rsplit("/", 1)[-1] != ".DS_Store" and p.lower().endswith((".jpg", ".jpeg", ".png"))]
-    ps = sorted(ps, key=lambda p: (p.rsplit("/", 1)[-1], p))
-    return ps[:CELEBA_TRAIN_CAP] if split == "train" else ps
-
-def _celeba_split(name):
-    parts = name.split("/")
-    return "train" if "train_dataset" in parts else "test" if "test_dataset" in parts else None
-
-def _celeba_note(size, split, n, subset):
-    if subset:
-        what = (f"CelebA subset: {n:,} train images of 200 identities, not the paper's {CELEBA_TRAIN_CAP:,}" if split == "train" else
-                f"CelebA subset: {n:,} test images of the same 200 identities as train (new images, not new people)")
-    else:
-        what = (f"CelebA official train split, first {n:,} files (the paper's {CELEBA_TRAIN_CAP:,} cap)" if split == "train" else
-                f"CelebA official test split, {n:,} images")
-    return (f"{what}; img_align_celeba 178x218 -> Resize({size}) + CenterCrop({size}); sorted by file name "
-            f"(the authors' code took an unsorted os.listdir)")
-
-def _read_celeba(path, progress=True):
-    "The mirror's CelebA subset at 32 and 64 pixels: {(name, split): (x, None, note)}."
-    keep = lambda n: _celeba_split(n) is not None and n.rsplit("/", 1)[-1] != ".DS_Store" and n.lower().endswith((".jpg", ".jpeg"))
-    imgs = {}
-    for name, data in _tar_members(path, keep, progress, 6_000, "CelebA JPEGs"):
-        im = _decode(data)
-        imgs[name] = (celeba_transform(im, 32), celeba_transform(im, 64))
-    out = {}
-    for s in SPLITS:
-        order = select_celeba([p for p in imgs if _celeba_split(p) == s], s)
-        for j, size in enumerate((32, 64)):
-            x = np.stack([imgs[p][j] for p in order]) if order else np.zeros((0, 3, size, size), np.uint8)
-            out[(f"celeba{size}", s)] = (x, None, _celeba_note(size, s, len(x), subset=True))
-    return out
-
-MIRROR_READERS = {"mnist.npz": _read_mnist, "cifar10_jpeg.tar.gz": _read_cifar, "celeba_subset6k.tar.gz": _read_celeba}
-
-# %% ../nbs/00_data.ipynb
-def _from_torchvision(name, split, raw, download, progress=True):
-    "(x, y, note) of `name`/`split` from torchvision's data sets in `raw` (downloading if allowed)."
-    import torchvision.datasets as tvd
-    train = split == "train"
-    if name == "mnist":
-        ds = tvd.MNIST(raw, train=train, download=download)
-        return ds.data.numpy()[:, None].copy(), ds.targets.numpy().astype(np.int64), "MNIST, official files (torchvision), lossless"
-    if name == "cifar10":
-        ds = tvd.CIFAR10(raw, train=train, download=download)
-        return (np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)), np.asarray(ds.targets, np.int64),
-                "CIFAR-10, official files (torchvision), lossless, official order")
-    if name == "svhn":
-        try: import scipy.io  # noqa: F401  (torchvision's SVHN reads .mat files with scipy)
-        except ImportError: raise RuntimeError("torchvision's SVHN needs scipy: pip install scipy") from None
-        ds = tvd.SVHN(raw, split=split, download=download)
-        return ds.data.copy(), ds.labels.astype(np.int64), "SVHN cropped digits, official files (torchvision); label 10 mapped to 0; 'extra' not used"
-    size = DATASETS[name]["shape"][-1]
-    ds = tvd.CelebA(raw, split=split, target_type=[], download=download)
-    files = select_celeba(list(ds.filename), split)
-    folder = Path(ds.root) / ds.base_folder / "img_align_celeba"
-    from PIL import Image
-    x = np.zeros((len(files), 3, size, size), np.uint8)
-    for i, f in enumerate(tqdm(files, desc=f"CelebA {split}", unit="img", disable=not progress, mininterval=1.0, leave=False)):
-        with Image.open(folder / f) as im: x[i] = celeba_transform(im.convert("RGB"), size)
-    return x, None, _celeba_note(size, split, len(x), subset=False)
 
 # %% ../nbs/00_data.ipynb
 CACHE_VERSION = 1

@@ -9,7 +9,7 @@ __all__ = ['PROTOCOL', 'METHODS', 'AMP', 'FAST_KEYS', 'Method', 'register_method
 import torch
 from torch import nn
 from .langevin import short_run, sample_prior, decode
-from .fast import FastChain
+from .fast import FastChain, fast_defaults
 
 # %% ../nbs/02a_methods.ipynb
 class Method(nn.Module):
@@ -55,13 +55,15 @@ def mse(x, x_hat):
 AMP = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 FAST_KEYS = ("compile", "cuda_graph", "channels_last", "amp", "tf32", "cudnn_benchmark", "compile_mode")
 
-def fast_options(cfg):
-    "`cfg.fast_kw` as `FastChain`'s keyword arguments (amp named by a string, so configs stay JSON); checks the keys."
+def fast_options(cfg, device=None):
+    "`cfg.fast_kw` as `FastChain`'s keyword arguments (amp named by a string, so configs stay JSON); checks the keys. With `device`: over `fast_defaults(device)`, the keys given win (`amp=None`: fp32)."
     kw = dict(cfg.fast_kw)
     if bad := sorted(set(kw) - set(FAST_KEYS)): raise ValueError(f"fast_kw: unknown option(s) {bad}; options: {', '.join(FAST_KEYS)}")
-    amp = kw.pop("amp", None)
-    if amp is not None and amp not in AMP: raise ValueError(f"fast_kw amp must be None or one of {sorted(AMP)}, got {amp!r}")
-    return dict(kw, amp_dtype=AMP.get(amp))
+    if "amp" in kw:                                   # only a given amp overrides the device's default precision
+        amp = kw.pop("amp")
+        if amp is not None and amp not in AMP: raise ValueError(f"fast_kw amp must be None or one of {sorted(AMP)}, got {amp!r}")
+        kw["amp_dtype"] = AMP.get(amp)
+    return kw if device is None else {**fast_defaults(device), **kw}   # a CPU with native bf16: bf16 autocast + channels-last
 
 @register_method("sri")
 class SRI(Method):

@@ -117,14 +117,25 @@ def _cell(v):
     if isinstance(v, dict): return ", ".join(f"{k}={_cell(x)}" for k, x in v.items()) or "—"
     if isinstance(v, float): return f"{v:g}"
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000: return f"{v:,}"
-    return "—" if v is None else str(v).replace("|", "\\|")
+    return str(v).replace("|", "\\|")                # None prints as None: "—" is kept for an absent setting
 
-def protocol_table(protocols, labels=None, keys=None):
-    "Markdown table of {preset: {setting: value}}: one row per setting (`labels` names them), one column per preset."
+def _flat(d):
+    "One level of nested dicts spread into `outer.inner` keys (an empty inner dict gives no key)."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out.update({f"{k}.{j}": x for j, x in v.items()})
+        else: out[k] = v
+    return out
+
+def protocol_table(protocols, labels=None, keys=None, flat=False):
+    "Markdown table of {preset: {setting: value}}: one row per setting (`labels` names them), one column per preset, `—` where a preset omits it; `flat`: a dict-valued setting gives one row per key."
+    outer = list(dict.fromkeys(k for p in protocols.values() for k in p))
+    if flat: protocols = {p: _flat(d) for p, d in protocols.items()}
     labels, cols = labels or {}, list(protocols)
-    keys = keys or list(dict.fromkeys(k for p in protocols.values() for k in p))
+    keys = keys or sorted(dict.fromkeys(k for p in protocols.values() for k in p), key=lambda k: outer.index(k.split(".")[0] if flat else k))
+    cell = lambda c, k: _cell(protocols[c][k]) if k in protocols[c] else "—"      # an absent setting: the default
     lines = ["| setting | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    lines += [f"| {labels.get(k, k)} | " + " | ".join(_cell(protocols[c].get(k)) for c in cols) + " |" for k in keys]
+    lines += [f"| {labels.get(k, k)} | " + " | ".join(cell(c, k) for c in cols) + " |" for k in keys]
     return "\n".join(lines)
 
 # %% ../nbs/08_repro.ipynb

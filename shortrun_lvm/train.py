@@ -78,7 +78,9 @@ def build(cfg, rank=0, world=1, dev=torch.device("cpu"), ddp=False):
     except ValueError as e: raise ConfigError(str(e)) from None
     if cfg.s_every > 0 and m.s is None: raise ConfigError(f"s_every={cfg.s_every}: method {cfg.method!r} has no step size s")
     if cfg.fast and not m.fast_chain: raise ConfigError(f"fast=True: method {cfg.method!r} has no FastChain path (sri has)")
-    if cfg.fast and fast_options(cfg).get("channels_last"): g.to(memory_format=torch.channels_last)
+    if cfg.fast:                                         # resolved once: the device's defaults (07_fast) under cfg.fast_kw
+        m.fast_kw = run.fast_kw = fast_options(cfg, dev)
+        if run.fast_kw.get("channels_last"): g.to(memory_format=torch.channels_last)
     run.opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=cfg.lr, betas=tuple(cfg.betas))
     run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lambda e: lr_at(cfg, e) / cfg.lr)
     torch.manual_seed(cfg.seed + rank)
@@ -87,10 +89,10 @@ def build(cfg, rank=0, world=1, dev=torch.device("cpu"), ddp=False):
 # %% ../nbs/03_train.ipynb
 def shard_loss(run, x, idx):
     "(loss, logs) of one shard: the one call of the method's loss (with cfg.fast: under fast.precision, channels_last if asked)."
-    if not run.cfg.fast: return run.loss_fn(x, idx)
-    kw = fast_options(run.cfg)
+    kw = run.fast_kw
+    if kw is None: return run.loss_fn(x, idx)
     if kw.get("channels_last"): x = x.contiguous(memory_format=torch.channels_last)
-    with precision(amp_dtype=kw["amp_dtype"], device_type=run.dev.type): return run.loss_fn(x, idx)
+    with precision(amp_dtype=kw.get("amp_dtype"), device_type=run.dev.type): return run.loss_fn(x, idx)
 
 def _diverged(run, what, val, epoch, pos):
     where = (f"the last good checkpoint {run.ckpt} (iteration {run.ck_it}) was left untouched" if run.ck_it is not None
