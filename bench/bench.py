@@ -316,12 +316,13 @@ def bench_stepsize(dev, iter_s, B, budget_s=120):
 
 
 # ---------------------------------------------------------------- CPU fast path: whole training iterations
-def load_check(where, threshold=None):
-    "The 1-minute load average; prints a warning line when it is high enough to distort CPU timings (> 0.75 x cores)."
+def load_check(where, threshold=None, own=None):
+    "The 1-minute load average; prints a warning line when the load of *other* processes (the average less `own`, the benchmark's own threads, which it includes once timing has run) is high enough to distort CPU timings (> 0.75 x the cores the benchmark leaves free, at least 0.75)."
     l1, n = os.getloadavg()[0], os.cpu_count()
-    if l1 > (threshold if threshold is not None else 0.75 * n):
-        print(f"WARNING: load average {l1:.2f} on {n} cores {where}: other processes compete for the cores, so these "
-              "timings are distorted (absolute times most; the interleaved ratios less)", flush=True)
+    own = torch.get_num_threads() if own is None else own
+    if l1 - own > (threshold if threshold is not None else 0.75 * max(n - own, 1)):
+        print(f"WARNING: load average {l1:.2f} on {n} cores {where} (the benchmark's own {own} thread(s) included): other "
+              "processes compete for the cores, so these timings are distorted (absolute times most; the interleaved ratios less)", flush=True)
     return l1
 
 def parse_preset(p):
@@ -582,7 +583,7 @@ def main():
         out = Path(a.out) if a.out else ROOT / "results" / "bench_cpu_fast.json"
         print(f"device {dev} | {R['env']['cpu']} | native bf16: {R['env']['cpu_bf16'] or 'none'} | torch {torch.__version__} | "
               f"{torch.get_num_threads()} threads | load {os.getloadavg()[0]:.2f}", flush=True)
-        load_check("at the start")
+        load_check("at the start", own=0)
         R["ceilings"] = ceilings(dev, False)
         rep_for = dict(kv.split("=") for kv in a.repeats_for.split(",") if kv)
         for name in a.fast_presets.split(","):
@@ -616,7 +617,7 @@ def main():
         "bytes: every aten op's tensor inputs + outputs in the eager step, over a large copy's bytes/s"])
     if not cuda: R["notes"].append("CPU timings taken on a machine shared with other jobs: noisy; medians of interleaved repeats")
     print(f"device {dev} | {R['env'].get('gpu', R['env']['cpu'])} | torch {torch.__version__} | {torch.get_num_threads()} threads", flush=True)
-    if not cuda: R["env"]["load_at_start"] = load_check("at the start")
+    if not cuda: R["env"]["load_at_start"] = load_check("at the start", own=0)
     R["ceilings"] = ceilings(dev, a.quick)
     print("ceilings:", {k: f"{v/1e12:.2f} T" if "flops" in k else (f"{v/1e9:.0f} GB/s" if "bytes" in k else v) for k, v in R["ceilings"].items()}, flush=True)
     for name in a.presets.split(","):

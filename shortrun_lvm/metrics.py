@@ -418,3 +418,6 @@ def _merged(parts):
     rs = RunningStats()
     for p in parts: rs.merge(p)
     return rs
+
+# %% ../nbs/05_metrics.ipynb
+from .ais import ais_log_px
