@@ -69,7 +69,7 @@ class Config:
     # system
     device: str = "auto"                  # auto (cuda if available), cpu, cuda, cuda:1, ...
     tf32: bool = False                    # TF32 matmuls/convolutions on Ampere+ GPUs (faster, less exact)
-    fast: bool = False                    # SRI's chain through shortrun_lvm.fast.FastChain (CUDA: one graph for all K steps + torch.compile)
+    fast: bool = False                    # SRI's chain through shortrun_lvm.fast.FastChain (CUDA: one graph for all K steps + torch.compile; a CPU with native bf16: bf16 + channels-last); other methods: their loss under that precision
     fast_kw: dict = field(default_factory=dict)   # FastChain options: compile, cuda_graph, channels_last, amp ("bfloat16"/"float16"), tf32
     progress: bool = True                 # tqdm bar (rank 0)
     tensorboard: bool = True              # scalars and grids for TensorBoard in <run dir>/tb when tensorboard is installed (log.csv stays)

@@ -77,10 +77,12 @@ def build(cfg, rank=0, world=1, dev=torch.device("cpu"), ddp=False):
     try: run.method = m = get_method(cfg.method)(g, cfg).to(dev)
     except ValueError as e: raise ConfigError(str(e)) from None
     if cfg.s_every > 0 and m.s is None: raise ConfigError(f"s_every={cfg.s_every}: method {cfg.method!r} has no step size s")
-    if cfg.fast and not m.fast_chain: raise ConfigError(f"fast=True: method {cfg.method!r} has no FastChain path (sri has)")
     if cfg.fast:                                         # resolved once: the device's defaults (07_fast) under cfg.fast_kw
-        m.fast_kw = run.fast_kw = fast_options(cfg, dev)
-        if run.fast_kw.get("channels_last"): g.to(memory_format=torch.channels_last)
+        run.fast_kw = fast_options(cfg, dev)
+        if m.fast_chain: m.fast_kw = run.fast_kw         # SRI: its chain through FastChain
+        elif bad := sorted(set(cfg.fast_kw) & {"compile", "cuda_graph", "compile_mode"}):   # others: the loss under precision
+            raise ConfigError(f"fast_kw {bad}: method {cfg.method!r} has no FastChain (sri has); only amp, channels_last, tf32 apply")
+        if run.fast_kw.get("channels_last"): m.to(memory_format=torch.channels_last)   # generator and any encoder
     run.opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=cfg.lr, betas=tuple(cfg.betas))
     run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lambda e: lr_at(cfg, e) / cfg.lr)
     torch.manual_seed(cfg.seed + rank)
