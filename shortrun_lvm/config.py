@@ -52,7 +52,7 @@ class Config:
     s_method: str = "grid"                # grid or gd (gradient descent on log s)
     s_estimator: str = "jacobian"         # J(s) estimator of shortrun_lvm.stepsize: jacobian, hutchinson, gaussian
     s_grid: list | None = None            # grid values (None: the paper's 0.01, 0.02, ..., 0.09)
-    s_batch: int = 10                     # held-out test images the step size is fitted on (never trained on)
+    s_batch: int = 10                     # test images the step size is fitted on: those after the first eval_n (never trained on, never in the test MSE)
     s_kw: dict = field(default_factory=dict)       # further options of stepsize.optimize (steps, lr, per_layer, ...)
     # optimiser
     batch_size: int = 100                 # global batch (split across DDP ranks and grad_accum micro-batches)
@@ -125,7 +125,7 @@ TRAIN_PRESETS = {
     "celeba64": dict(dataset="celeba64", model="dcgan64", **_released),
     "celeba64_l5": dict(dataset="celeba64", model="celeba64_l5", **_released),
     "tiny": dict(dataset="tiny", model="tiny", K=10, s=0.1, sigma=0.3, batch_size=32, lr=2e-3, epochs=20,
-                 lr_milestones=(), sample_every=5, eval_n=128, log_every=10, ckpt_every=100, s_batch=8),
+                 lr_milestones=(), sample_every=5, eval_n=120, log_every=10, ckpt_every=100, s_batch=8),   # 120 + 8 = the 128 test images
 }
 
 def _check_keys(over):

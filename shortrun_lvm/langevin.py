@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['sample_prior', 'log_joint', 'LinearGenerator', 'grad_log_joint', 'langevin_step', 'frozen', 'short_run', 'decode',
-           'reconstruct', 'linear_chain_moments', 'gauss_kl']
+           'reconstruct', 'latent_stats', 'fit_gaussian', 'linear_chain_moments', 'gauss_kl']
 
 # %% ../nbs/02_langevin.ipynb
 from contextlib import contextmanager
@@ -156,6 +156,33 @@ def reconstruct(
 )->torch.Tensor:              # g(z_K), like x
     "Test-time reconstruction: the same short-run chain from noise, then decode z_K."
     return decode(g, short_run(g, x, K, s, sigma, z0=z0, mask=mask))
+
+# %% ../nbs/02_langevin.ipynb
+def _pooled(zs): return torch.cat([z.detach().flatten(1) for z in zs], 1).double()
+
+def latent_stats(zs:list,               # latents per layer, e.g. z_K of many images: (n, d_l) tensors
+                )->dict:
+    "How far pooled latents are from N(0, I): ||mean||, mean ||z|| vs sqrt(d), covariance eigenvalues (ascending) and per-layer std."
+    z = _pooled(zs)
+    n, d = z.shape
+    if n < 2: raise ValueError(f"latent_stats needs at least 2 latent vectors, got {n}")
+    eig = torch.linalg.eigvalsh(torch.cov(z.T).reshape(d, d))
+    return dict(n=n, d=d, mean_norm=z.mean(0).norm().item(), norm=z.norm(dim=1).mean().item(), sqrt_d=math.sqrt(d),
+                eig_min=eig[0].item(), eig_median=eig.median().item(), eig_max=eig[-1].item(), eig=eig.tolist(),
+                layer_std=[t.detach().double().std().item() for t in zs])
+
+def fit_gaussian(zs:list,               # latents per layer (n, d_l)
+                 jitter:float=1e-6,     # added to the covariance's diagonal (a rank-deficient fit stays drawable)
+                ):
+    "A sampler n -> latents per layer from N(mean, cov) fitted to the pooled `zs` (float32, on their device)."
+    z = _pooled(zs)
+    mu, cov = z.mean(0), torch.cov(z.T).reshape(z.shape[1], z.shape[1])
+    L = torch.linalg.cholesky(cov + jitter * torch.eye(len(mu), dtype=cov.dtype, device=cov.device))
+    dims = [t.shape[1] for t in zs]
+    def draw(n):
+        e = torch.randn(n, len(mu), dtype=torch.float64, device=mu.device)
+        return [t.float() for t in torch.split(mu + e @ L.T, dims, 1)]
+    return draw
 
 # %% ../nbs/02_langevin.ipynb
 def linear_chain_moments(

@@ -10,6 +10,7 @@ __all__ = ['SCALES', 'PAPER', 'CLAIMS', 'MISSING_REASONS', 'resolve_preset', 'ch
 
 # %% ../nbs/08_repro.ipynb
 import atexit, dataclasses, datetime, json, math, os, platform, re, shutil, subprocess, sys, tempfile, time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 import torch
@@ -183,6 +184,12 @@ def _fmt(v):
     if isinstance(v, float): return f"{v:.4f}" if abs(v) < 1 else f"{v:.2f}"
     return str(v)
 
+def _ours(row):
+    "Our number, with ± sd and n where it is a mean over seeds."
+    s = _fmt(row.get("ours"))
+    if row.get("n_seeds") and row.get("ours") is not None: s += f" ± {_fmt(row.get('sd'))} (n={row['n_seeds']})"
+    return s
+
 def results_table(results=None):
     "Markdown table of every measured number, with the paper's beside it and its provenance."
     results = load_results() if results is None else results
@@ -192,7 +199,7 @@ def results_table(results=None):
         for row in r["rows"]:
             note = row.get("note", "") or ""
             if row.get("ours") is None: note = "missing: " + note
-            lines.append(f"| {row['dataset']} | {row['metric']} | {row['method']} | {_fmt(row.get('paper'))} | {_fmt(row.get('ours'))} | "
+            lines.append(f"| {row['dataset']} | {row['metric']} | {row['method']} | {_fmt(row.get('paper'))} | {_ours(row)} | "
                          f"{scale} | {r['hardware']} | {r['notebook']} | {note} |")
     return "\n".join(lines)
 
@@ -205,7 +212,7 @@ def claims_table(results=None, reasons=None):
         hits = [(r["notebook"], row) for r in results for row in r["rows"] if row.get("claim") == c]
         figs = sorted({f for r in results for f in r.get("figures", []) if c in r.get("meta", {}).get("figure_claims", {}).get(f, [])})
         if hits:
-            ev = "; ".join(f"{row['method']} {row['metric']} {_fmt(row['ours'])} ({row['dataset']}, {nb})" for nb, row in hits[:6])
+            ev = "; ".join(f"{row['method']} {row['metric']} {_ours(row)} ({row['dataset']}, {nb})" for nb, row in hits[:6])
             if len(hits) > 6: ev += f"; ... {len(hits) - 6} more"
         else: ev = reasons.get(c) or ("" if figs else "not yet measured")
         if figs: ev += ("; " if ev else "") + "figures: " + ", ".join(figs)
@@ -301,6 +308,7 @@ def compare(base_cfg:Config,           # what every run shares
             methods:dict,               # {label: Config overrides, plus an optional `fit` dict of fit_and_eval options}
             test=None,                  # passed on to `fit_and_eval`
             match_iters:bool=True,      # later runs stop at the first run's number of iterations
+            fit_fn:Callable|None=None,  # fit_and_eval or a wrapper of it (e.g. evidence.fit_cached); None: fit_and_eval
             **fit_kw,                   # `fit_and_eval` options for every run
            )->dict:
     "`fit_and_eval` per {label: overrides of base_cfg} with everything else fixed; `match_iters`: later runs stop at the first run's iterations."
@@ -320,7 +328,7 @@ def compare(base_cfg:Config,           # what every run shares
             # Dai & Wipf's ratio (the baseline's default): stage 2 trains 2x the epochs stage 1 actually gets
             ep = cfg.max_iters / max(_train_len(cfg) // cfg.batch_size, 1)
             cfg = dataclasses.replace(cfg, method_kw={**cfg.method_kw, "stage2_epochs": max(1, math.ceil(2 * min(ep, cfg.epochs)))})
-        outs[label] = o = fit_and_eval(cfg, test, **fkw)
+        outs[label] = o = (fit_fn or partial(fit_and_eval, test=test))(cfg, **fkw)
         o["label"] = label
         if match_iters and ref_iters is None: ref_iters = o["iters"]
     return outs
@@ -415,7 +423,7 @@ def curves(runs:dict,          # {method label: [history, ...]}: one run's histo
 
 def merge_seeds(row_lists:list, # one list of result rows (`Record.add`'s dicts) per seed
                )->list:
-    "One row per (dataset, metric, method): `ours` the mean over seeds, `sd` their standard deviation (ddof 1; 0 for one seed), `n_seeds`."
+    "One row per (dataset, metric, method): `ours` the mean over seeds, `sd` their standard deviation (ddof 1; 0 for one seed), `n_seeds`, the per-seed `values`."
     groups = {}
     for rows in row_lists:
         for r in rows:
@@ -423,7 +431,7 @@ def merge_seeds(row_lists:list, # one list of result rows (`Record.add`'s dicts)
     out = []
     for rs in groups.values():
         v = torch.tensor([float(r["ours"]) for r in rs], dtype=torch.float64)
-        out.append(dict(rs[0], ours=v.mean().item(), sd=v.std().item() if len(v) > 1 else 0.0, n_seeds=len(v)))
+        out.append(dict(rs[0], ours=v.mean().item(), sd=v.std().item() if len(v) > 1 else 0.0, n_seeds=len(v), values=v.tolist()))
     return out
 
 def claims_plot(rows:list,     # result rows with `ours` and optionally `sd`, `n_seeds`, `paper` (e.g. from `merge_seeds`)

@@ -77,6 +77,7 @@ def build(cfg, rank=0, world=1, dev=torch.device("cpu"), ddp=False):
     try: run.method = m = get_method(cfg.method)(g, cfg).to(dev)
     except ValueError as e: raise ConfigError(str(e)) from None
     if cfg.s_every > 0 and m.s is None: raise ConfigError(f"s_every={cfg.s_every}: method {cfg.method!r} has no step size s")
+    if cfg.s_every > 0: held_out(run)                    # refuses a step-size batch that would overlap the test MSE's images
     if cfg.fast:                                         # resolved once: the device's defaults (07_fast) under cfg.fast_kw
         run.fast_kw = fast_options(cfg, dev)
         if m.fast_chain: m.fast_kw = run.fast_kw         # SRI: its chain through FastChain
