@@ -20,6 +20,7 @@ from .config import Config, ConfigError, lr_at
 from .runio import EVAL, STEPSIZE, seed_for, seeded, rng_state, set_rng_state, save_checkpoint, load_checkpoint, write_log, to01
 from .stepsize import optimize
 from .langevin import latent_stats
+from .methods import SRI, chain_latents
 
 # %% ../nbs/03b_callbacks.ipynb
 class TrainingDiverged(RuntimeError):
@@ -149,12 +150,10 @@ LATENT_N = 500            # training images whose z_K the latent diagnostics poo
 
 @torch.no_grad()
 def latent_diagnostics(run, n=LATENT_N):
-    "`langevin.latent_stats` of z_K (the method's `infer`) on the first `n` training images, as `z_*` eval-row entries ({} without `infer`, or off rank 0)."
-    infer = getattr(run.method, "infer", None)
-    if infer is None or not run.master: return {}
+    "`langevin.latent_stats` of z_K (`methods.chain_latents`) on the first `n` training images, as `z_*` eval-row entries ({} for a method without a chain from noise, or off rank 0)."
+    if not run.master or not isinstance(run.method, SRI): return {}
     x = run.data.batch(torch.arange(min(n, len(run.data)))).to(run.dev)
-    with seeded(seed_for(run.cfg.seed, EVAL, 3), run.dev), torch.enable_grad():
-        zs = [torch.cat(p) for p in zip(*[infer(b) for b in x.split(run.cfg.batch_size)])]
+    with seeded(seed_for(run.cfg.seed, EVAL, 3), run.dev): zs = chain_latents(run.method, x, run.cfg.batch_size)
     st = latent_stats(zs)
     return {f"z_{k}": round(st[k], 5) for k in ("mean_norm", "norm", "sqrt_d", "eig_min", "eig_median", "eig_max")}
 

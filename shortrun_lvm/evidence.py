@@ -16,6 +16,7 @@ from .config import Config, config_from_dict, run_dir
 from .data import get_dataset
 from .runio import atomic_write, seeded, seed_for, EVAL
 from .langevin import latent_stats, fit_gaussian
+from .methods import SRI, chain_latents
 from . import metrics
 from .mnistnet import digit_likeness
 from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug
@@ -63,11 +64,10 @@ def sample_eval(method,                 # a trained method (`train`'s `Result.me
                                   seed=seed_for(cfg.seed, EVAL, 15), device=dev, root=cfg.data_root, progress=progress)
         out.update(kid=s["kid"], kid_sd=s["kid_sd"], kid_info=s)
     fitted = None
-    if latent_n and getattr(method, "infer", None) is not None:
+    if latent_n and isinstance(method, SRI):
         data = get_dataset(cfg.dataset, "train", root=cfg.data_root, n=cfg.n_train, progress=False)
         x = data.batch(torch.arange(min(int(latent_n), len(data)))).to(dev)
-        with seeded(seed_for(cfg.seed, EVAL, 16), dev), torch.enable_grad():
-            zs = [torch.cat(p) for p in zip(*[method.infer(b) for b in x.split(cfg.batch_size)])]
+        with seeded(seed_for(cfg.seed, EVAL, 16), dev): zs = chain_latents(method, x, cfg.batch_size)
         out["latents"] = latent_stats(zs)
         draw = fit_gaussian(zs)
         fitted = lambda k: method.g(draw(k))
