@@ -14,7 +14,7 @@ PM_PRESET := $(if $(PRESET),-p preset $(PRESET),)
 PM_OPTS := -k $(KERNEL) --cwd nbs --progress-bar --log-output
 REPRO := cifar mnist celeba inpaint hierarchy stepsize svhn
 
-.PHONY: test test-slow repro repro-all export clean-nbs readme bench lab kernel docs docs-check
+.PHONY: test test-slow repro repro-all validate-paper export clean-nbs readme bench lab kernel docs docs-check
 
 $(VENV)/.installed: settings.ini setup.py constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,12 @@ repro-all: $(VENV)/.installed
 	@mkdir -p runs
 	for nb in $(REPRO); do papermill $(PM_OPTS) nbs/repro_$$nb.ipynb runs/repro_$$nb.out.ipynb $(PM_PRESET) || exit 1; done
 	$(PY) tools/make_readme.py
+
+## Every repro notebook's `paper` preset through every stage for VALIDATE_ITERS iterations per run on this device,
+## with the projected full-run time per notebook (results/validate_paper_<cpu|cuda>.json)
+VALIDATE_ITERS ?= 2
+validate-paper: $(VENV)/.installed
+	$(PY) tools/validate_paper.py --iters $(VALIDATE_ITERS)
 
 ## Speed benchmark (prints figures, writes results/bench_*.json)
 bench: $(VENV)/.installed

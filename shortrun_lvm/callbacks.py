@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch import nn
 from torchvision.utils import save_image
 from .config import Config, ConfigError, lr_at
-from .runio import EVAL, STEPSIZE, seed_for, seeded, rng_state, set_rng_state, save_checkpoint, load_checkpoint, write_log, to01
+from .runio import EVAL, STEPSIZE, seed_for, seeded, rng_state, set_rng_state, save_checkpoint, load_checkpoint, write_log, to01, capped
 from .stepsize import optimize
 from .langevin import latent_stats
 from .methods import SRI, chain_latents
@@ -53,6 +53,9 @@ class Run:
     mean_mse: float | None = None  # the test MSE of the mean training image (the collapse guard's level)
     tb: object = None             # the TensorBoard writer (False: none to be had)
     fast_kw: dict | None = None   # with cfg.fast: the FastChain options in force (the device's defaults under cfg.fast_kw)
+    planned: int = 0              # the iterations this call would run without a validation cap (runio.validating)
+    step_s: list = field(default_factory=list)   # a validation run's step durations (seconds)
+    eval_s: float = 0.; eval_done: int = 0       # the last evaluation's seconds and test images
     @property
     def master(self): return self.rank == 0
     @property
@@ -99,7 +102,7 @@ def save(run, where):
 @torch.no_grad()
 def test_mse(run):
     "Test reconstruction MSE per pixel on [-1, 1] of the first eval_n test images; the same number for any number of ranks."
-    cfg, n = run.cfg, min(run.cfg.eval_n, len(run.test))
+    cfg, n = run.cfg, capped(min(run.cfg.eval_n, len(run.test)))
     B = cfg.batch_size                                    # chunk c: images [cB, (c+1)B), its own seed, on rank c % world
     se = torch.zeros(-(-n // B), dtype=torch.float64, device=run.dev)
     for c in range(run.rank, len(se), run.world):
@@ -152,6 +155,7 @@ LATENT_N = 500            # training images whose z_K the latent diagnostics poo
 def latent_diagnostics(run, n=LATENT_N):
     "`langevin.latent_stats` of z_K (`methods.chain_latents`) on the first `n` training images, as `z_*` eval-row entries ({} for a method without a chain from noise, or off rank 0)."
     if not run.master or not isinstance(run.method, SRI): return {}
+    n = capped(n)
     x = run.data.batch(torch.arange(min(n, len(run.data)))).to(run.dev)
     with seeded(seed_for(run.cfg.seed, EVAL, 3), run.dev): zs = chain_latents(run.method, x, run.cfg.batch_size)
     st = latent_stats(zs)
@@ -166,7 +170,8 @@ def evaluate(run, epoch, tag):
     lat = latent_diagnostics(run)
     if run.master: save_grids(run, tag)
     run.method.train()
-    log(run, dict(kind="eval", iter=run.it, epoch=epoch, test_mse_pm1=mse, eval_n=min(run.cfg.eval_n, len(run.test)), seconds=round(sec, 3),
+    run.eval_s, run.eval_done = time.perf_counter() - t, capped(min(run.cfg.eval_n, len(run.test)))
+    log(run, dict(kind="eval", iter=run.it, epoch=epoch, test_mse_pm1=mse, eval_n=run.eval_done, seconds=round(sec, 3),
                   **lat), replace=True)                    # (a resumed finished run evaluates its last iteration again)
     check_collapse(run, mse, epoch)
     return mse

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from .config import Config, config_from_dict, run_dir
 from .data import get_dataset
-from .runio import atomic_write, seeded, seed_for, EVAL
+from .runio import atomic_write, seeded, seed_for, EVAL, capped, validation_record, validating
 from .langevin import latent_stats, fit_gaussian
 from .methods import SRI, chain_latents
 from . import metrics
@@ -57,12 +57,15 @@ def sample_eval(method,                 # a trained method (`train`'s `Result.me
                )->dict:
     "KID and biased FID of prior samples, latent diagnostics with fitted-Gaussian samples, MNIST digit-likeness: a dict."
     dev = next(method.parameters()).device
+    kid_planned = kid_n
+    kid_n, kid_n_ref, latent_n, digits_n, n_show = (capped(v) for v in (kid_n, kid_n_ref, latent_n, digits_n, n_show))  # a validation run: small
     method.eval()
     out = dict(kid=None, kid_sd=None, kid_info=None, latents=None, fitted_samples=None, digits=None, digits_fitted=None)
     if kid_n:
         s = metrics.sample_scores(lambda k: method.sample(k).detach().float(), int(kid_n), cfg.fid_ref or cfg.dataset, n_ref=int(kid_n_ref),
                                   seed=seed_for(cfg.seed, EVAL, 15), device=dev, root=cfg.data_root, progress=progress)
         out.update(kid=s["kid"], kid_sd=s["kid_sd"], kid_info=s)
+        validation_record(f"KID samples {cfg.name}", "samples", kid_planned, kid_n, s.get("seconds") or 0.0)
     fitted = None
     if latent_n and isinstance(method, SRI):
         data = get_dataset(cfg.dataset, "train", root=cfg.data_root, n=cfg.n_train, progress=False)
@@ -123,7 +126,8 @@ def equal_time(o_fast:dict,            # the cheaper method's run (`fit_cached`'
     if not (dst / "ckpt.pt").is_file():
         shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", FIT_CACHE, "tb", "*.tmp"))
     spi_fast, spi_slow = _sec_per_iter(o_fast), _sec_per_iter(o_slow)
-    iters = max(o_fast["iters"], int(o_slow["iters"] * spi_slow / spi_fast))
+    n_slow = o_slow.get("planned_iters", o_slow["iters"]) if validating() else o_slow["iters"]    # (validation: the full run's)
+    iters = max(o_fast["iters"], int(n_slow * spi_slow / spi_fast))
     cfg = config_from_dict(o_fast["cfg"], "the cheaper run's config")
     cfg = dataclasses.replace(cfg, out_dir=str(dst), name=f"{cfg.name}_{_slug(label)}", max_iters=iters, max_minutes=None,
                               epochs=max(cfg.epochs, math.ceil(iters * cfg.batch_size / max(1, _n_train(cfg)))))

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import torch
 from .data import project_root, get_dataset
-from .runio import atomic_write, to01, seeded, seed_for, EVAL
+from .runio import atomic_write, to01, seeded, seed_for, EVAL, capped, validating, validation_record, VALIDATION, projection
 from typing import Callable
 from .config import Config
 from .train import train
@@ -90,6 +90,7 @@ class Record:
     def figure(self, path): self.d["figures"].append(str(Path(path).name)); return path
     def save(self):
         self.d.update(wall_seconds=round(time.time() - self.t0, 1), date=datetime.datetime.now().isoformat(timespec="seconds"))
+        if validating(): self.d["validation"] = dict(iterations=validating(), records=list(VALIDATION), projection=projection())
         return atomic_write(self.path, json.dumps(self.d, indent=1, default=float))
 
 # %% ../nbs/08_repro.ipynb
@@ -184,6 +185,19 @@ def _fmt(v):
     if isinstance(v, float): return f"{v:.4f}" if abs(v) < 1 else f"{v:.2f}"
     return str(v)
 
+def _small_fid(row):
+    "An FID row from fewer than `metrics.FID_MIN_N` samples (biased: no paper number in its row)."
+    return row.get("metric", "").startswith("FID") and row.get("n_gen") is not None and row["n_gen"] < metrics.FID_MIN_N
+
+def _metric(row):
+    "The metric's name as the table shows it: an FID below `metrics.FID_MIN_N` samples as 'FID (biased, N=...)'."
+    return f"FID (biased, N={row['n_gen']})" if _small_fid(row) else row["metric"]
+
+def _paper(row):
+    "The paper's number where the protocol matches; beside a biased FID it is shown apart, as context."
+    if row.get("paper") is None: return "—"
+    return f"— (context: paper {_fmt(row['paper'])} at its N)" if _small_fid(row) else _fmt(row["paper"])
+
 def _ours(row):
     "Our number, with ± sd and n where it is a mean over seeds."
     s = _fmt(row.get("ours"))
@@ -199,7 +213,7 @@ def results_table(results=None):
         for row in r["rows"]:
             note = row.get("note", "") or ""
             if row.get("ours") is None: note = "missing: " + note
-            lines.append(f"| {row['dataset']} | {row['metric']} | {row['method']} | {_fmt(row.get('paper'))} | {_ours(row)} | "
+            lines.append(f"| {row['dataset']} | {_metric(row)} | {row['method']} | {_paper(row)} | {_ours(row)} | "
                          f"{scale} | {r['hardware']} | {r['notebook']} | {note} |")
     return "\n".join(lines)
 
@@ -267,6 +281,8 @@ def fit_and_eval(cfg:Config,            # the run
                  callbacks=(),          # training callbacks (see `callbacks`)
                 )->dict:
     "Train `cfg` (`train` evaluates: test MSE, grids, FID if `fid_n`), add FD (MNIST-net) on MNIST; a dict of numbers and image tensors."
+    fd_planned = fd_n or fid_n
+    n_eval, fid_n, fid_n_ref, fd_n, fd_n_ref = (capped(v) for v in (n_eval, fid_n, fid_n_ref, fd_n, fd_n_ref))   # a validation run: small
     n_test = cfg.n_test if cfg.n_test is None else max(cfg.n_test, int(n_eval), int(n_show))
     if fid_n is not None and int(fid_n) < 2: raise ValueError(f"fid_n={fid_n}: FID needs at least 2 samples")
     fid = dict(fid_n=int(fid_n), fid_ref=fid_ref, fid_n_ref=int(fid_n_ref or fid_n), fid_batch=int(fid_batch), fid_method="auto") if fid_n else {}
@@ -278,7 +294,7 @@ def fit_and_eval(cfg:Config,            # the run
     dev = next(method.parameters()).device
     method.eval()
     out = dict(label=None, method=cfg.method, model=cfg.model, model_kw=dict(cfg.model_kw), dataset=cfg.dataset,
-               iters=int(res.metrics["iters"]), epochs=float(res.metrics["epochs"]), cut=bool(res.cut_short),
+               iters=int(res.metrics["iters"]), planned_iters=int(res.planned), epochs=float(res.metrics["epochs"]), cut=bool(res.cut_short),
                reason=res.reason, train_seconds=round(train_s, 1), run_dir=str(res.run_dir),
                params_g=sum(p.numel() for p in method.g.parameters()), params_total=sum(p.numel() for p in method.parameters()),
                cfg=json.loads(json.dumps(dataclasses.asdict(cfg), default=str)))
@@ -289,10 +305,12 @@ def fit_and_eval(cfg:Config,            # the run
     f = last.get("fid") if fid_n else None
     out.update(fid=f and f["fid"], fid_info=f and {k_: v for k_, v in f.items() if k_ not in ("fid", "kind")}, fd_mnist=None, fd_mnist_info=None)
     if cfg.dataset == "mnist" and (fd_n or fid_n):   # Fréchet distance in the MNIST classifier's features (not an FID)
+        t = time.perf_counter()
         with seeded(seed_for(cfg.seed, EVAL, 14), dev):
             d = fd_mnist(lambda m: method.sample(m).detach(), ref=fd_mnist_ref if fd_mnist_ref is not None else "mnist",
                                  n=int(fd_n or fid_n), n_ref=int(fd_n_ref), device=dev, root=cfg.data_root, progress=progress)
         out.update(fd_mnist=d["fd"], fd_mnist_info={k_: v for k_, v in d.items() if k_ != "fd"})
+        validation_record(f"FD (MNIST-net) samples {cfg.name}", "samples", fd_planned, int(fd_n or fid_n), time.perf_counter() - t)
     out.update(result=res, cut_note=_cut_note(out))
     return out
 
@@ -330,7 +348,7 @@ def compare(base_cfg:Config,           # what every run shares
             cfg = dataclasses.replace(cfg, method_kw={**cfg.method_kw, "stage2_epochs": max(1, math.ceil(2 * min(ep, cfg.epochs)))})
         outs[label] = o = (fit_fn or partial(fit_and_eval, test=test))(cfg, **fkw)
         o["label"] = label
-        if match_iters and ref_iters is None: ref_iters = o["iters"]
+        if match_iters and ref_iters is None: ref_iters = o["planned_iters"] if validating() else o["iters"]   # (validation: the full run's)
     return outs
 
 # %% ../nbs/08_repro.ipynb

@@ -20,7 +20,7 @@ from .models import get_model
 from .config import (Config, TRAIN_PRESETS, ConfigError, get_config, parse_args, check_config, config_from_dict,
                                  config_help, run_dir, lr_at)
 from .methods import METHODS, Method, SRI, register_method, get_method, fast_options
-from .runio import (CHAIN, EVAL, STEPSIZE, seed_for, seeded, epoch_perm, set_rng_state, atomic_write,
+from .runio import (CHAIN, EVAL, STEPSIZE, seed_for, seeded, epoch_perm, set_rng_state, atomic_write, validating, capped, validation_record,
                                 load_checkpoint, CheckpointError, StopFlag, RunLock, RunDirError, holds_run, clear_run, stale_tmp)
 from .callbacks import (Run, Callback, ReestimateS, Evaluate, held_out, reestimate_s, log, save, evaluate, resume,
                                     TrainingDiverged, TrainingCollapsed)
@@ -41,6 +41,7 @@ class Result:
     reason: str                # done, max_iters or max_minutes
     cfg: Config
     images: dict = field(default_factory=dict, repr=False)    # the final grids' tensors (rank 0): test, recon, samples
+    planned: int = 0           # the iterations the run would have reached without a validation cap (runio.validating)
     def __repr__(self):
         return f"Result({self.cfg.method} on {self.cfg.dataset}: {self.metrics}, cut_short={self.cut_short} ({self.reason}), run_dir={self.run_dir})"
 
@@ -68,7 +69,7 @@ def build(cfg, rank=0, world=1, dev=torch.device("cpu"), ddp=False):
     run.ipe = len(run.data) // cfg.batch_size            # iterations per epoch (the last partial batch is dropped)
     if run.ipe == 0: raise ConfigError(f"{len(run.data)} training images, fewer than one batch of {cfg.batch_size}")
     run.total = cfg.epochs * run.ipe
-    run.stop_at = run.total if cfg.max_iters is None else min(run.total, cfg.max_iters)
+    run.stop_at = run.planned = run.total if cfg.max_iters is None else min(run.total, cfg.max_iters)
     torch.manual_seed(cfg.seed)                          # the same initial weights on every rank
     try: g = get_model(cfg.model, **cfg.model_kw)
     except Exception as e: raise ConfigError(f"model={cfg.model!r}, model_kw={cfg.model_kw!r}: {type(e).__name__}: {e}") from None
@@ -161,7 +162,9 @@ def loop(run):
                     for grp in run.opt.param_groups: grp["lr"] = lr_at(cfg, epoch)
                     for cb in run.callbacks: cb.epoch_start(run, epoch)
                 if epoch != perm_epoch: perm, perm_epoch = epoch_perm(cfg.seed, epoch, len(run.data)), epoch   # (also mid-epoch, after a resume)
+                t = time.perf_counter()
                 vals, stop, late = step(run, perm[pos * cfg.batch_size:(pos + 1) * cfg.batch_size], flag)
+                if validating(): run.step_s.append(time.perf_counter() - t)
                 log_step(run, vals, epoch, bar)
                 if pos == run.ipe - 1:                           # end of an epoch
                     run.sched.step()
@@ -180,13 +183,25 @@ def fid_row(run):
     "`metrics.sampled_fid` of `cfg.fid_n` samples of the method (chunks shared out over ranks); a `fid` row; returns the FID."
     cfg = run.cfg
     run.method.eval()
-    f = sampled_fid(run.method.sample, cfg.fid_n, cfg.fid_ref or cfg.dataset, chunk=cfg.fid_batch, seed=cfg.seed, rank=run.rank,
+    n, t = capped(cfg.fid_n), time.perf_counter()
+    f = sampled_fid(run.method.sample, n, cfg.fid_ref or cfg.dataset, chunk=cfg.fid_batch, seed=cfg.seed, rank=run.rank,
                     world=run.world, device=run.dev, method=cfg.fid_method, progress=cfg.progress and run.master, split="train",
-                    n_ref=cfg.fid_n_ref or PAPER_N, root=cfg.data_root, scale="pm1")
+                    n_ref=capped(cfg.fid_n_ref or PAPER_N), root=cfg.data_root, scale="pm1")
+    validation_record(f"FID samples {cfg.name}", "samples", cfg.fid_n, n, time.perf_counter() - t)
     run.method.train()
     log(run, replace=True, row=dict(kind="fid", iter=run.it, epoch=run.it // run.ipe, fid=f["fid"], n_gen=f.get("n_gen"), n_ref=f.get("n_ref"),
                   label=f.get("label"), reason=f.get("reason"), ref=f.get("ref"), method=f.get("method"), seconds=round(f.get("seconds") or 0, 3)))
     return f["fid"]
+
+def _project(run):
+    "A validation run's records: training (seconds per step after the first x planned iterations) and evaluations."
+    cfg, st = run.cfg, run.step_s[1:] or run.step_s
+    start = run.it - len(run.step_s)                     # (a resumed run: what was done before does not count)
+    if st: validation_record(f"train {cfg.method} {cfg.name}", "iterations", run.planned - start, len(st), sum(st))
+    n_evals = 2 + math.ceil(run.planned / run.ipe) // max(cfg.sample_every, 1)     # epoch 0, every sample_every epochs, the end
+    full = min(cfg.eval_n, len(run.test))
+    validation_record(f"evaluations {cfg.name} (test MSE, latents, grids)", "evaluations", n_evals, 1,
+                      run.eval_s * full / max(run.eval_done, 1))
 
 def finish(run, reason):
     "Checkpoint, the method's `finish` (a cut run too), the final evaluation and FID, the final checkpoint; the `Result`."
@@ -196,10 +211,11 @@ def finish(run, reason):
     mse = evaluate(run, epoch, f"e{epoch:04d}")
     fid = fid_row(run) if run.cfg.fid_n > 0 else None
     save(run, reason)
+    if validating() and run.master: _project(run)
     last = next((r for r in reversed(run.history) if r["kind"] == "train"), {})
     metrics = dict(test_mse_pm1=mse, loss=last.get("loss"), mse_pm1=last.get("mse_pm1"), iters=run.it, epochs=round(run.it / run.ipe, 3),
                    minutes=round((time.perf_counter() - run.t_start) / 60, 3), fid=fid)
-    return Result(run.method, run.history, run.run_dir, metrics, reason != "done", reason, run.cfg, run.images)
+    return Result(run.method, run.history, run.run_dir, metrics, reason != "done", reason, run.cfg, run.images, run.planned)
 
 class _LossOf(nn.Module):
     "forward(x, idx) = method.loss(x, idx): the module DDP wraps."
@@ -244,6 +260,7 @@ def _run(cfg, rank, world, dev, ddp, callbacks):
     run = build(cfg, rank, world, dev, ddp)
     if cfg.resume and run.ckpt.exists(): resume(run)
     elif cfg.resume and run.master: print(f"resume: no checkpoint in {run.run_dir}, starting fresh")
+    if validating(): run.stop_at = min(run.stop_at, run.it + validating())   # a validation run: a few iterations of every stage
     run.loss_fn = _wrap(run)
     run.callbacks = ([ReestimateS()] if cfg.s_every > 0 else []) + [Evaluate()] + list(callbacks)
     if run.master:
