@@ -9,12 +9,14 @@ __all__ = ['flat', 'unflat', 'kl_std_normal', 'gauss_nll', 'options', 'mirror_wi
 # %% ../nbs/06_baselines.ipynb
 import dataclasses
 import math
+import time
 from typing import Callable
 import torch
 from torch import nn
 import torch.nn.functional as F
 from .langevin import short_run, sample_prior
 from .methods import Method, register_method, mse
+from .runio import validating, validation_record
 
 # %% ../nbs/06_baselines.ipynb
 def flat(zs):
@@ -181,7 +183,12 @@ class TwoStageVAE(VAE):
         self.stage2_fitted.fill_(True)
         return hist
 
-    def finish(self, data): return self.fit_stage2(data)
+    def finish(self, data):
+        if not validating(): return self.fit_stage2(data)
+        t, n = time.perf_counter(), min(self.stage2_epochs, 1)      # a validation run (runio.validating): one epoch, projected
+        h = self.fit_stage2(data, epochs=n)
+        validation_record("2s-VAE stage 2", "stage-2 epochs", self.stage2_epochs, n, time.perf_counter() - t)
+        return h
 
     @torch.no_grad()
     def sample(self, n):
