@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from .config import Config, config_from_dict, run_dir
 from .data import get_dataset
-from .runio import atomic_write, seeded, seed_for, EVAL, capped, validation_record, validating
+from .runio import atomic_write, seeded, seed_for, EVAL, capped, validation_record, validating, load_checkpoint
+from .callbacks import TrainingDiverged
 from .langevin import latent_stats, fit_gaussian
 from .methods import SRI, chain_latents
 from . import metrics
@@ -102,7 +103,14 @@ def fit_cached(cfg:Config,              # the run
             d = torch.load(path, weights_only=False)                             # (our own file)
             if d["key"] == key: return dict(d["out"], result=None, cached=True)
         except Exception as e: print(f"{path}: unreadable ({type(e).__name__}), evaluating again")
-    out = fit_and_eval(cfg, **fit_kw)
+    try: out = fit_and_eval(cfg, **fit_kw)
+    except TrainingDiverged as e:                  # (also a collapse) recorded, not fatal: the last good checkpoint is evaluated
+        ck = run_dir(cfg) / "ckpt.pt"
+        if not ck.is_file(): raise
+        it = int(load_checkpoint(ck)["iter"])
+        print(f"{cfg.name}: {type(e).__name__} ({e}); evaluating its last good checkpoint, iteration {it}")
+        out = fit_and_eval(dataclasses.replace(cfg, resume=True, max_iters=it, collapse=0), **fit_kw)
+        out.update(diverged=f"{str(e).split(';')[0]}; evaluated at the last good checkpoint, iteration {it}")
     if sample_kw is not None: out.update(sample_eval(out["result"].method, cfg, **sample_kw))
     out["history"] = out["result"].history
     atomic_write(path, lambda f: torch.save(dict(key=key, out={k: v for k, v in out.items() if k != "result"}), f))
