@@ -103,6 +103,7 @@ def fit_cached(cfg:Config,              # the run
             d = torch.load(path, weights_only=False)                             # (our own file)
             if d["key"] == key: return dict(d["out"], result=None, cached=True)
         except Exception as e: print(f"{path}: unreadable ({type(e).__name__}), evaluating again")
+    t0 = time.perf_counter()
     try: out = fit_and_eval(cfg, **fit_kw)
     except TrainingDiverged as e:                  # (also a collapse) recorded, not fatal: the last good checkpoint is evaluated
         ck = run_dir(cfg) / "ckpt.pt"
@@ -112,7 +113,7 @@ def fit_cached(cfg:Config,              # the run
         out = fit_and_eval(dataclasses.replace(cfg, resume=True, max_iters=it, collapse=0), **fit_kw)
         out.update(diverged=f"{str(e).split(';')[0]}; evaluated at the last good checkpoint, iteration {it}")
     if sample_kw is not None: out.update(sample_eval(out["result"].method, cfg, **sample_kw))
-    out["history"] = out["result"].history
+    out["history"], out["fit_seconds"] = out["result"].history, round(time.perf_counter() - t0, 1)   # training + every evaluation
     atomic_write(path, lambda f: torch.save(dict(key=key, out={k: v for k, v in out.items() if k != "result"}), f))
     return dict(out, cached=False)
 

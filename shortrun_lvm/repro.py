@@ -441,7 +441,7 @@ def curves(runs:dict,          # {method label: [history, ...]}: one run's histo
 
 def merge_seeds(row_lists:list, # one list of result rows (`Record.add`'s dicts) per seed
                )->list:
-    "One row per (dataset, metric, method): `ours` the mean over seeds, `sd` their standard deviation (ddof 1; 0 for one seed), `n_seeds`, the per-seed `values`."
+    "One row per (dataset, metric, method): `ours` the mean over seeds, `sd` (ddof 1; 0 for one seed), `n_seeds`, the per-seed `values` and `iters_per_seed`, every seed's notes."
     groups = {}
     for rows in row_lists:
         for r in rows:
@@ -449,7 +449,9 @@ def merge_seeds(row_lists:list, # one list of result rows (`Record.add`'s dicts)
     out = []
     for rs in groups.values():
         v = torch.tensor([float(r["ours"]) for r in rs], dtype=torch.float64)
-        out.append(dict(rs[0], ours=v.mean().item(), sd=v.std().item() if len(v) > 1 else 0.0, n_seeds=len(v), values=v.tolist()))
+        notes = list(dict.fromkeys(p for r in rs for p in (r.get("note") or "").split("; ") if p))   # every seed's, once each
+        out.append(dict(rs[0], ours=v.mean().item(), sd=v.std().item() if len(v) > 1 else 0.0, n_seeds=len(v), values=v.tolist(),
+                        note="; ".join(notes), iters_per_seed=[r.get("iters") for r in rs]))
     return out
 
 def claims_plot(rows:list,     # result rows with `ours` and optionally `sd`, `n_seeds`, `paper` (e.g. from `merge_seeds`)
