@@ -226,7 +226,7 @@ def claims_table(results=None, reasons=None):
         hits = [(r["notebook"], row) for r in results for row in r["rows"] if row.get("claim") == c]
         figs = sorted({f for r in results for f in r.get("figures", []) if c in r.get("meta", {}).get("figure_claims", {}).get(f, [])})
         if hits:
-            ev = "; ".join(f"{row['method']} {row['metric']} {_ours(row)} ({row['dataset']}, {nb})" for nb, row in hits[:6])
+            ev = "; ".join(f"{row['method']} {_metric(row)} {_ours(row)} ({row['dataset']}, {nb})" for nb, row in hits[:6])
             if len(hits) > 6: ev += f"; ... {len(hits) - 6} more"
         else: ev = reasons.get(c) or ("" if figs else "not yet measured")
         if figs: ev += ("; " if ev else "") + "figures: " + ", ".join(figs)
