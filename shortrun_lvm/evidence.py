@@ -20,7 +20,7 @@ from .langevin import latent_stats, fit_gaussian
 from .methods import SRI, chain_latents
 from . import metrics
 from .mnistnet import digit_likeness
-from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug
+from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug, _train_len
 
 # %% ../nbs/08a_evidence.ipynb
 VERDICT_RULE = ("A claim's verdict compares the per-seed values of two methods by Welch's t-test (two-sided): "
@@ -139,14 +139,10 @@ def equal_time(o_fast:dict,            # the cheaper method's run (`fit_cached`'
     iters = max(o_fast["iters"], int(n_slow * spi_slow / spi_fast))
     cfg = config_from_dict(o_fast["cfg"], "the cheaper run's config")
     cfg = dataclasses.replace(cfg, out_dir=str(dst), name=f"{cfg.name}_{_slug(label)}", max_iters=iters, max_minutes=None,
-                              epochs=max(cfg.epochs, math.ceil(iters * cfg.batch_size / max(1, _n_train(cfg)))))
+                              epochs=max(cfg.epochs, math.ceil(iters * cfg.batch_size / max(1, _train_len(cfg)))))
     o = fit_fn(cfg)
     return dict(o, label=label, budget=dict(kind="equal wall-clock", of=o_slow["label"], iters=iters, sec_per_iter=spi_fast,
                                             slow_sec_per_iter=spi_slow, slow_iters=o_slow["iters"]))
-
-def _n_train(cfg):
-    n = len(get_dataset(cfg.dataset, "train", root=cfg.data_root, progress=False))
-    return n if cfg.n_train is None else min(n, cfg.n_train)
 
 def run_seeds(base:Config,              # what every run shares (out_dir: the root of the seeds' directories)
               methods:dict,             # {label: Config overrides (+ `fit`)}, as `compare`'s; the first sets the iterations

@@ -7,7 +7,8 @@ __all__ = ['INCEPTION_SHA1', 'INCEPTION_ENV', 'PAPER_N', 'CONVENTIONS', 'IMAGE_S
            'KID_SUBSET_SIZE', 'KID_SEED', 'FID_MIN_N', 'recon_mse', 'frechet_distance', 'RunningStats',
            'FIDUnavailable', 'InceptionFID', 'inception_path', 'load_inception', 'to_unit', 'inception_input',
            'iter_batches', 'feature_stats', 'inception_features', 'inception_stats', 'load_stats', 'ref_stats',
-           'frechet_lowrank', 'fid', 'sampled_fid', 'kid_from_features', 'ref_features', 'sample_scores']
+           'frechet_lowrank', 'fid', 'seeded_chunks', 'sampled_fid', 'kid_from_features', 'ref_features',
+           'sample_scores']
 
 # %% ../nbs/05_metrics.ipynb
 import hashlib, importlib.util, json, os, tempfile, time, warnings
@@ -378,6 +379,12 @@ def _gather(obj, world):
     dist.all_gather_object(parts, obj)
     return parts
 
+def seeded_chunks(sample, n, chunk, seed=None, device="cpu", rank=0, world=1, progress=False, desc="samples"):
+    "(c, sample(k)) for this rank's chunks c of `n` images (chunk c under seed_for(seed, FIDS, c), no graph): the same images for any number of ranks."
+    for c in tqdm(range(rank, -(-n // chunk), world), desc=desc, unit="chunk", disable=not progress, leave=False):
+        with seeded(seed_for(seed, FIDS, c), device) if seed is not None else nullcontext():
+            with torch.no_grad(): yield c, sample(min(chunk, n - c * chunk))
+
 def sampled_fid(sample:Callable,   # sample(k) -> k images
                 n:int,             # images to draw in all
                 ref,               # the reference, as `fid`'s `ref`
@@ -397,9 +404,7 @@ def sampled_fid(sample:Callable,   # sample(k) -> k images
     except FIDUnavailable as e: return dict(fid=None, n_gen=n, n_ref=None, reason=str(e), label="FID unavailable", seconds=0.0)
     keep = method == "lowrank" or (method == "auto" and n < FEAT_DIM)
     mine, rs = {}, RunningStats()
-    for c in tqdm(range(rank, -(-n // chunk), world), desc="FID samples", unit="chunk", disable=not progress, leave=False):
-        with seeded(seed_for(seed, FIDS, c), device) if seed is not None else nullcontext():
-            with torch.no_grad(): x = sample(min(chunk, n - c * chunk))
+    for c, x in seeded_chunks(sample, n, chunk, seed, device, rank, world, progress, "FID samples"):
         f = inception_features(net, x, batch_size=chunk, progress=False, scale=scale)
         if keep: mine[c] = f
         else: rs.update(f)
@@ -473,12 +478,8 @@ def sample_scores(sample:Callable,      # sample(k) -> k images in [-1, 1]
     try: net = load_inception(weights, device)
     except FIDUnavailable as e: return dict(kid=None, kid_sd=None, fid=None, n_gen=n, reason=str(e), label="KID unavailable", fid_label="FID unavailable")
     fr, desc = ref_features(net, ref, "train", n_ref, root, progress=progress, cache_dir=cache_dir)
-    fs = []
-    for c in tqdm(range(-(-n // chunk)), desc="KID samples", unit="chunk", disable=not progress, leave=False):
-        with seeded(seed_for(seed, FIDS, c), device) if seed is not None else nullcontext():
-            with torch.no_grad(): x = sample(min(chunk, n - c * chunk))
-        fs.append(inception_features(net, x, batch_size=chunk, progress=False, scale="pm1"))
-    fg = np.concatenate(fs)
+    fg = np.concatenate([inception_features(net, x, batch_size=chunk, progress=False, scale="pm1")
+                         for _, x in seeded_chunks(sample, n, chunk, seed, device, progress=progress, desc="KID samples")])
     kid, kid_sd = kid_from_features(fg, fr, subsets, subset_size)
     mu_r, s_r = fr.mean(0), np.cov(fr, rowvar=False)
     f = frechet_lowrank(fg, mu_r, s_r) if len(fg) < FEAT_DIM else frechet_distance(*RunningStats().update(fg).stats(), mu_r, s_r)

@@ -151,7 +151,7 @@ def log_step(run, vals, epoch, bar):
 # %% ../nbs/03_train.ipynb
 def loop(run):
     "Steps until the last iteration, max_minutes or a signal; returns why it stopped (done, max_iters, max_minutes)."
-    cfg, perm_epoch, perm = run.cfg, None, None
+    cfg, perm_epoch, perm, timed = run.cfg, None, None, bool(validating())   # a validation run times its steps
     bar = tqdm(total=run.stop_at, initial=run.it, desc=f"{cfg.method} {cfg.name}", dynamic_ncols=True,
                mininterval=1.0) if run.master and cfg.progress else None
     try:
@@ -164,7 +164,7 @@ def loop(run):
                 if epoch != perm_epoch: perm, perm_epoch = epoch_perm(cfg.seed, epoch, len(run.data)), epoch   # (also mid-epoch, after a resume)
                 t = time.perf_counter()
                 vals, stop, late = step(run, perm[pos * cfg.batch_size:(pos + 1) * cfg.batch_size], flag)
-                if validating(): run.step_s.append(time.perf_counter() - t)
+                if timed: run.step_s.append(time.perf_counter() - t)
                 log_step(run, vals, epoch, bar)
                 if pos == run.ipe - 1:                           # end of an epoch
                     run.sched.step()
