@@ -193,10 +193,11 @@ def _metric(row):
     "The metric's name as the table shows it: an FID below `metrics.FID_MIN_N` samples as 'FID (biased, N=...)'."
     return f"FID (biased, N={row['n_gen']})" if _small_fid(row) else row["metric"]
 
-def _paper(row):
-    "The paper's number where the protocol matches; beside a biased FID it is shown apart, as context."
+def _paper(row, preset="paper"):
+    "The paper's number where the protocol matches (the `paper` preset); beside a biased FID or a reduced preset's number it is shown apart, as context."
     if row.get("paper") is None: return "—"
-    return f"— (context: paper {_fmt(row['paper'])} at its N)" if _small_fid(row) else _fmt(row["paper"])
+    if _small_fid(row): return f"— (context: paper {_fmt(row['paper'])} at its N)"
+    return _fmt(row["paper"]) if preset == "paper" else f"— (context: paper {_fmt(row['paper'])} at its scale)"
 
 def _ours(row):
     "Our number, with ± sd and n where it is a mean over seeds."
@@ -213,7 +214,7 @@ def results_table(results=None):
         for row in r["rows"]:
             note = row.get("note", "") or ""
             if row.get("ours") is None: note = "missing: " + note
-            lines.append(f"| {row['dataset']} | {_metric(row)} | {row['method']} | {_paper(row)} | {_ours(row)} | "
+            lines.append(f"| {row['dataset']} | {_metric(row)} | {row['method']} | {_paper(row, r['preset'])} | {_ours(row)} | "
                          f"{scale} | {r['hardware']} | {r['notebook']} | {note} |")
     return "\n".join(lines)
 
