@@ -6,7 +6,7 @@
 __all__ = ['COLLAPSE_EPOCHS', 'LATENT_N', 'FIXED', 'TrainingDiverged', 'TrainingCollapsed', 'Run', 'checkpoint_state', 'log',
            'tb_writer', 'tb_scalars', 'save', 'test_mse', 'mean_image_mse', 'check_collapse', 'save_grids',
            'latent_diagnostics', 'evaluate', 'resume', 'Callback', 'held_out', 'reestimate_s', 'ReestimateS',
-           'Evaluate']
+           'Evaluate', 'generator_health', 'GeneratorHealth']
 
 # %% ../nbs/03b_callbacks.ipynb
 import importlib.util, json, shutil, time, warnings
@@ -19,7 +19,7 @@ from torchvision.utils import save_image
 from .config import Config, ConfigError, lr_at
 from .runio import EVAL, STEPSIZE, seed_for, seeded, rng_state, set_rng_state, save_checkpoint, load_checkpoint, write_log, to01, capped
 from .stepsize import optimize
-from .langevin import latent_stats
+from .langevin import latent_stats, sample_prior
 from .methods import SRI, chain_latents
 
 # %% ../nbs/03b_callbacks.ipynb
@@ -201,9 +201,10 @@ def resume(run):
 
 # %% ../nbs/03b_callbacks.ipynb
 class Callback:
-    "Hooks `train` calls at epoch boundaries; override what you need."
+    "Hooks `train` calls at epoch boundaries and after each step; override what you need."
     def epoch_start(self, run, epoch): pass
     def epoch_end(self, run, epoch): pass
+    def step_end(self, run): pass
 
 def held_out(run):
     "The step-size batch: the `s_batch` test images after the first `eval_n` (those the test MSE uses), on the run's device."
@@ -251,3 +252,34 @@ class Evaluate(Callback):
     "Grids and test MSE every `sample_every` epochs (the last epoch's come from the final evaluation)."
     def epoch_end(self, run, epoch):
         if (epoch + 1) % run.cfg.sample_every == 0 and run.it < run.stop_at: evaluate(run, epoch + 1, f"e{epoch + 1:04d}")
+
+# %% ../nbs/03b_callbacks.ipynb
+def _last_linear(g):
+    "The generator's last convolution or linear layer (registration order): the one the output tanh follows."
+    return [m for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))][-1]
+
+@torch.no_grad()
+def generator_health(g:nn.Module,        # a generator with `z_dims` (hierarchical ones with `layer_moments` report their layers)
+                     n:int=64,           # prior draws
+                     sat:float=0.99,     # |x| above this is a saturated pixel
+                    )->dict:
+    "Prior samples' health: mean sd of each Gaussian layer (`std_z<l>`, 1 = bottom), sd of the pre-tanh output, share of saturated pixels."
+    pre, hook, was = [], _last_linear(g).register_forward_hook(lambda m, i, o: pre.append(o.detach().float())), g.training
+    g.eval()
+    try:
+        zs, ms = sample_prior(g, n), []
+        x = g(zs, moments=ms) if hasattr(g, "layer_moments") else g(zs)
+    finally: hook.remove(); g.train(was)
+    L = len(g.z_dims)
+    out = {f"std_z{L - 1 - i}": round(s.float().mean().item(), 5) for i, (_, s) in enumerate(ms)}   # ms: the layers below the top, top first
+    return dict(out, pretanh_std=round(pre[-1].std().item(), 5), saturated=round((x.abs() > sat).float().mean().item(), 5))
+
+class GeneratorHealth(Callback):
+    "A `health` row (`generator_health` of fixed prior draws, own seed) every `every` iterations and at the last."
+    def __init__(self, every:int=10, n:int=64): self.every, self.n = every, n
+    def __repr__(self): return f"GeneratorHealth(every={self.every}, n={self.n})"      # (a stable cache key)
+    def step_end(self, run):
+        if run.it % self.every and run.it != run.stop_at: return
+        with seeded(seed_for(run.cfg.seed, EVAL, 5), run.dev): h = generator_health(run.method.g, self.n)
+        log(run, dict(kind="health", iter=run.it, **h))
+

@@ -4,7 +4,8 @@
 
 # %% auto 0
 __all__ = ['VERDICT_RULE', 'FIT_CACHE', 'LATENT_METRICS', 'AIS_METRICS', 'AIS_CACHE', 'verdict', 'sample_eval', 'fit_cached',
-           'equal_time', 'run_seeds', 'sample_rows', 'seed_rows', 'values', 'cached', 'ais_cached']
+           'equal_time', 'in_parallel', 'run_seeds', 'sample_rows', 'seed_rows', 'values', 'summary', 'versus',
+           'cached', 'ais_cached']
 
 # %% ../nbs/08a_evidence.ipynb
 import dataclasses, json, math, shutil, time
@@ -154,26 +155,60 @@ def equal_time(o_fast:dict,            # the cheaper method's run (`fit_cached`'
     return dict(o, label=label, budget=dict(kind="equal wall-clock", of=o_slow["label"], iters=iters, sec_per_iter=spi_fast,
                                             slow_sec_per_iter=spi_slow, slow_iters=o_slow["iters"]))
 
+def _one_seed(base, methods, s, wall_clock, sample_kw, wall_sample_kw, fit_kw):
+    "One seed of `run_seeds`: `compare` plus the equal-wall-clock partners; {label: out}."
+    b = dataclasses.replace(base, seed=int(s), out_dir=str(Path(base.out_dir) / f"seed{s}"))
+    outs = compare(b, methods, fit_fn=partial(fit_cached, sample_kw=sample_kw), **fit_kw)
+    for lab, (fast, slow) in (wall_clock or {}).items():
+        wkw = sample_kw if wall_sample_kw is None else wall_sample_kw
+        outs[lab] = equal_time(outs[fast], outs[slow], lab, partial(fit_cached, sample_kw=wkw, **fit_kw))
+    for o in outs.values(): o["seed"] = int(s)
+    return outs
+
+def _job(fn, threads):
+    torch.set_num_threads(threads)
+    fn()
+
+def in_parallel(jobs:list,              # callables without arguments, picklable (`functools.partial` of module-level functions)
+                workers:int=2,          # processes at once (<= 1: the jobs run here, one after the other)
+                threads:int|None=None,  # torch threads per process (None: this process's threads // workers, at least 1)
+               ):
+    "Run `jobs` in `workers` spawned processes, for what they store (e.g. `fit_cached`'s run caches); a job's exception is raised here."
+    if workers <= 1:
+        for j in jobs: j()
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+    threads = threads or max(1, torch.get_num_threads() // workers)
+    ex = ProcessPoolExecutor(workers, mp_context=torch.multiprocessing.get_context("spawn"))
+    try:
+        for f in as_completed([ex.submit(_job, j, threads) for j in jobs]):
+            try: f.result()
+            except BrokenProcessPool as e:
+                raise RuntimeError("a worker process died: out of memory, killed, or a job it could not unpickle (jobs must be "
+                                   "functions of an importable module, not ones defined in a notebook)") from e
+    except BaseException:                   # (Ctrl-C, a failed job): stop the others; SIGTERM checkpoints their runs
+        for p in list((getattr(ex, "_processes", None) or {}).values()): p.terminate()
+        raise
+    finally: ex.shutdown(wait=True, cancel_futures=True)
+
 def run_seeds(base:Config,              # what every run shares (out_dir: the root of the seeds' directories)
               methods:dict,             # {label: Config overrides (+ `fit`)}, as `compare`'s; the first sets the iterations
               seeds=(1, 2, 3),          # one `compare` per seed
               wall_clock:dict|None=None, # {partner label: (cheaper label, slower label)}: equal-wall-clock partners
               sample_kw:dict|None=None, # `sample_eval` options (a method's `fit=dict(sample_kw=...)` overrides them)
               wall_sample_kw:dict|None=None, # `sample_eval` options of the equal-wall-clock partners (None: `sample_kw`)
+              workers:int=1,            # seeds trained at once, each in its own process (`in_parallel`); 1: one after the other
+              extra:list=(),            # more jobs for the same pool (e.g. a `partial(fit_cached, ...)` the notebook reloads after)
               **fit_kw,                 # `fit_and_eval` options
              )->list:
     "`compare` per seed (each run cached, resumable) plus equal-wall-clock partners: one {label: out} dict per seed."
-    fit = partial(fit_cached, sample_kw=sample_kw)
-    res = []
-    for s in seeds:
-        b = dataclasses.replace(base, seed=int(s), out_dir=str(Path(base.out_dir) / f"seed{s}"))
-        outs = compare(b, methods, fit_fn=fit, **fit_kw)
-        for lab, (fast, slow) in (wall_clock or {}).items():
-            wkw = sample_kw if wall_sample_kw is None else wall_sample_kw
-            outs[lab] = equal_time(outs[fast], outs[slow], lab, partial(fit_cached, sample_kw=wkw, **fit_kw))
-        for o in outs.values(): o["seed"] = int(s)
-        res.append(outs)
-    return res
+    one = partial(_one_seed, base, methods, wall_clock=wall_clock, sample_kw=sample_kw, wall_sample_kw=wall_sample_kw, fit_kw=fit_kw)
+    if workers > 1: in_parallel([partial(one, s=s) for s in seeds] + list(extra), workers)   # fills the caches; reloaded below
+    else:
+        for j in extra: j()
+    return [one(s=s) for s in seeds]
+
 
 # %% ../nbs/08a_evidence.ipynb
 LATENT_METRICS = {"||mean z_K|| (training images)": lambda st: st["mean_norm"],
@@ -229,11 +264,24 @@ def seed_rows(rec,                      # the notebook's Record
     rec.d.setdefault("seeds", sorted({o["seed"] for outs in runs for o in outs.values() if "seed" in o}))
     return merged
 
-def values(rows, metric, method):
-    "The per-seed values of one merged row (by metric and method)."
+def _row(rows, metric, method):
     r = [r for r in rows if r["metric"] == metric and r["method"] == method]
     if len(r) != 1: raise KeyError(f"{len(r)} rows for metric {metric!r}, method {method!r}")
-    return r[0]["values"]
+    return r[0]
+
+def values(rows, metric, method):
+    "The per-seed values of one merged row (by metric and method)."
+    return _row(rows, metric, method)["values"]
+
+def summary(rows, metric, method):
+    "'mean ± sd' of one merged row, as a verdict line quotes it."
+    r = _row(rows, metric, method)
+    return f"{r['ours']:.4g} ± {r['sd']:.2g}"
+
+def versus(rows, metric, a, b, lower_better=True):
+    "The verdict of `a` against `b` on one metric, with both summaries: 'yes (n=3/3, p=0.01) (0.05 ± 0.002 vs 0.06 ± 0.003)'."
+    return (f"{verdict(values(rows, metric, a), values(rows, metric, b), lower_better=lower_better)} "
+            f"({summary(rows, metric, a)} vs {summary(rows, metric, b)})")
 
 # %% ../nbs/08a_evidence.ipynb
 def cached(path:str|Path,               # the file the result is stored in

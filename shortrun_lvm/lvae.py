@@ -33,7 +33,7 @@ def _gaussian_layers(g):
 @register_method("lvae")
 class LadderVAE(Method):
     "Ladder VAE on generator `g`: bottom-up ladder, top-down precision-weighted merge with g's layer priors (form 'prior') or a top-down inference net ('td')."
-    defaults = dict(enc_width=None, ladder_width=512, form="auto", kl_warmup=0)
+    defaults = dict(enc_width=None, ladder_width=512, form="auto", kl_warmup=0, kl_warmup_iters=0)
     def __init__(self, g, cfg):
         super().__init__()
         self.kw = kw = options(cfg, self.defaults, "LadderVAE")
@@ -50,7 +50,10 @@ class LadderVAE(Method):
         if form == "td":
             self.td = nn.ModuleList([nn.Linear((w if i > 1 else 0) + self.z_dims[i - 1], w) for i in range(1, L)])
             self.td_head = nn.ModuleList([nn.Linear(2 * w, 2 * d) for d in self.z_dims[1:]])
-        self.register_buffer("kl_weight", torch.tensor(0.0 if kw["kl_warmup"] else 1.0))   # a buffer: resumes with the run
+        if kw["kl_warmup"] and kw["kl_warmup_iters"]: raise ValueError("kl_warmup (epochs) and kl_warmup_iters (steps): set one of them")
+        warm = kw["kl_warmup"] or kw["kl_warmup_iters"]
+        self.register_buffer("kl_weight", torch.tensor(0.0 if warm else 1.0))   # buffers: they resume with the run
+        if kw["kl_warmup_iters"]: self.register_buffer("kl_steps", torch.tensor(0))
 
     def bottom_up(self, x):
         "Per-layer features d_i and Gaussians (mu_hat_i, logvar_hat_i), top first."
@@ -78,6 +81,8 @@ class LadderVAE(Method):
         return es, torch.stack(kls, 1)
 
     def loss(self, x, idx=None):
+        if self.training and self.kw["kl_warmup_iters"]:          # per-step warm-up: weight t / kl_warmup_iters at step t (from 0)
+            self.kl_weight.fill_(min(1.0, self.kl_steps.item() / self.kw["kl_warmup_iters"])); self.kl_steps += 1
         es, kls = self.infer(x)
         x_hat = self.g(es)
         rec, kl = gauss_nll(x, x_hat, self.sigma), kls.sum(1)

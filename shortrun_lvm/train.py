@@ -166,6 +166,8 @@ def loop(run):
                 vals, stop, late = step(run, perm[pos * cfg.batch_size:(pos + 1) * cfg.batch_size], flag)
                 if timed: run.step_s.append(time.perf_counter() - t)
                 log_step(run, vals, epoch, bar)
+                for cb in run.callbacks:
+                    if hasattr(cb, "step_end"): cb.step_end(run)
                 if pos == run.ipe - 1:                           # end of an epoch
                     run.sched.step()
                     run.method.after_epoch(epoch, run.data)
