@@ -219,13 +219,13 @@ def reestimate_s(method:nn.Module, # the method whose chain step size `s` is fit
                  cfg:Config,       # s_method, s_grid, s_estimator, s_kw, K, sigma, seed
                  epoch:int,        # picks the estimate's seed
                 )->tuple:
-    "Fit the chain's step size on the held-out batch `x`; sets `method.s` and returns (s, seconds)."
+    "Fit the chain's step size on the held-out batch `x`; sets `method.s` and returns (s, seconds, curve): curve is the search's [[s, J], ...]."
     t = time.perf_counter()
     with seeded(seed_for(cfg.seed, STEPSIZE, epoch), x.device):
-        s = optimize(method.g, x, cfg.K, cfg.sigma, method=cfg.s_method, estimator=cfg.s_estimator, s0=method.s,
-                     grid=cfg.s_grid, seed=seed_for(cfg.seed, STEPSIZE, epoch) % 2**31, **cfg.s_kw)
+        s, hist = optimize(method.g, x, cfg.K, cfg.sigma, method=cfg.s_method, estimator=cfg.s_estimator, s0=method.s,
+                           grid=cfg.s_grid, seed=seed_for(cfg.seed, STEPSIZE, epoch) % 2**31, return_curve=True, **cfg.s_kw)
     method.s = s
-    return s, time.perf_counter() - t
+    return s, time.perf_counter() - t, [[h["s"], round(h["J"], 4)] for h in hist]
 
 class ReestimateS(Callback):
     "Re-fit `method.s` at epoch 0 and every `cfg.s_every` epochs; warn once if that costs over 10% of the training."
@@ -235,11 +235,11 @@ class ReestimateS(Callback):
         if epoch % cfg.s_every or run.s_last == epoch: return
         if self.x is None: self.x = held_out(run)
         t_now = time.perf_counter()
-        s, sec = reestimate_s(run.method, self.x, cfg, epoch)
+        s, sec, J = reestimate_s(run.method, self.x, cfg, epoch)
         if run.ddp: box = [s]; dist.broadcast_object_list(box, src=0); run.method.s = box[0]
         share = None if self.t_s is None else round(sec / max(t_now - self.t_s, 1e-9), 4)
         run.s_hist.append(dict(epoch=epoch, iter=run.it, s=run.method.s, method=cfg.s_method, seconds=round(sec, 3),
-                               share_of_training=share))
+                               share_of_training=share, curve=J))
         run.s_last, self.t_s = epoch, time.perf_counter()
         if run.master and share is not None and share > 0.1 and not self.warned:
             self.warned = True

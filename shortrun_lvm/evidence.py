@@ -200,11 +200,18 @@ def run_seeds(base:Config,              # what every run shares (out_dir: the ro
               wall_sample_kw:dict|None=None, # `sample_eval` options of the equal-wall-clock partners (None: `sample_kw`)
               workers:int=1,            # seeds trained at once, each in its own process (`in_parallel`); 1: one after the other
               extra:list=(),            # more jobs for the same pool (e.g. a `partial(fit_cached, ...)` the notebook reloads after)
+              per_run:bool=False,       # workers > 1: one job per (method, seed), not per seed (methods independent: fixed max_iters, no wall_clock)
               **fit_kw,                 # `fit_and_eval` options
              )->list:
     "`compare` per seed (each run cached, resumable) plus equal-wall-clock partners: one {label: out} dict per seed."
-    one = partial(_one_seed, base, methods, wall_clock=wall_clock, sample_kw=sample_kw, wall_sample_kw=wall_sample_kw, fit_kw=fit_kw)
-    if workers > 1: in_parallel([partial(one, s=s) for s in seeds] + list(extra), workers)   # fills the caches; reloaded below
+    if per_run and (wall_clock or base.max_iters is None):
+        raise ValueError("per_run=True trains each method apart from the first, so it needs a fixed base.max_iters and no wall_clock partners")
+    kw = dict(wall_clock=wall_clock, sample_kw=sample_kw, wall_sample_kw=wall_sample_kw, fit_kw=fit_kw)
+    one = partial(_one_seed, base, methods, **kw)
+    if workers > 1:                                   # fills the caches; every run is reloaded below
+        jobs = ([partial(_one_seed, base, {lab: m}, s=s, **kw) for lab, m in methods.items() for s in seeds] if per_run
+                else [partial(one, s=s) for s in seeds])
+        in_parallel(jobs + list(extra), workers)
     else:
         for j in extra: j()
     return [one(s=s) for s in seeds]
