@@ -19,6 +19,7 @@ REPRO := cifar mnist celeba inpaint hierarchy stepsize svhn
 $(VENV)/.installed: settings.ini setup.py constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,fid]"
+	@$(PY) -c "from shortrun_lvm.metrics import fetch_inception; fetch_inception()" || echo "FID weights not fetched (see above); the FID checks skip until they are"
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 ($(KERNEL))" >/dev/null
 	@touch $@
 

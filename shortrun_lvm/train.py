@@ -306,20 +306,27 @@ def load_run(run_dir, device="cpu"):
     return method.to(device), cfg, ck
 
 # %% ../nbs/03_train.ipynb
-USAGE = """usage: python -m shortrun_lvm.train [preset] [--key=value ...] [--config=file.yaml]    (or: shortrun-train ...)
+USAGE = """Train one preset's run, its settings changed on the command line (tyro on the `Config` dataclass).
+
+  [preset] [--key=value | --key value ...] [--config=file.yaml]      (python -m shortrun_lvm.train, or shortrun-train)
+  presets:      """ + ", ".join(TRAIN_PRESETS) + """ (default celeba32_l5)
   one process:  python -m shortrun_lvm.train celeba32_l5 --device=cuda
   one node:     torchrun --standalone --nproc_per_node=N -m shortrun_lvm.train celeba32_l5
   multi-node:   torchrun --nnodes=M --nproc_per_node=N --node_rank=R --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT \\
                     -m shortrun_lvm.train celeba32_l5
-  resume:       add --resume=True (same out_dir; the run's own config is the base, the command line changes it)
-  values:       --key=value or --key value (Python literals, else strings); a bare --flag sets a bool; --config=file.yaml"""
+  resume:       add --resume (same out_dir; the run's own config is the base, the command line changes it)
+  values:       --key=value or --key value (--max_iters or --max-iters); a bool also as a bare --flag; dicts, lists
+                and tuples as Python literals: --model_kw='{"ngf": 4}' --lr_milestones='(10, 20)' --s='[0.05, 0.04]';
+                --config=file.yaml (or .json) for settings from a file (the command line changes them)"""
 
 def main(argv=None):
-    "Command line: `python -m shortrun_lvm.train <preset> --key=value ...` (also `shortrun-train`, and under torchrun)."
+    "Command line: `python -m shortrun_lvm.train <preset> --key=value ...` (also `shortrun-train`, and under torchrun); `--help` lists every key."
     argv = sys.argv[1:] if argv is None else argv
-    if "-h" in argv or "--help" in argv:
-        print(USAGE, "\npresets:", ", ".join(TRAIN_PRESETS), "\n\n" + config_help()); return
-    try: cfg = parse_args(argv)
+    prog = ("shortrun-train" if Path(sys.argv[0]).name == "shortrun-train" else "python -m shortrun_lvm.train") + " [preset]"
+    try: cfg = parse_args(argv, prog, USAGE)
+    except SystemExit as e:
+        if e.code in (0, None): return None                              # --help was printed
+        raise
     except (ValueError, TypeError) as e: raise SystemExit(f"shortrun-train: {e}") from None
     try: res = train(cfg)
     except (ConfigError, CheckpointError, RunDirError, DatasetError, TrainingDiverged) as e:
