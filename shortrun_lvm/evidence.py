@@ -155,10 +155,10 @@ def equal_time(o_fast:dict,            # the cheaper method's run (`fit_cached`'
     return dict(o, label=label, budget=dict(kind="equal wall-clock", of=o_slow["label"], iters=iters, sec_per_iter=spi_fast,
                                             slow_sec_per_iter=spi_slow, slow_iters=o_slow["iters"]))
 
-def _one_seed(base, methods, s, wall_clock, sample_kw, wall_sample_kw, fit_kw):
+def _one_seed(base, methods, s, wall_clock, sample_kw, wall_sample_kw, fit_kw, match_iters=True):
     "One seed of `run_seeds`: `compare` plus the equal-wall-clock partners; {label: out}."
     b = dataclasses.replace(base, seed=int(s), out_dir=str(Path(base.out_dir) / f"seed{s}"))
-    outs = compare(b, methods, fit_fn=partial(fit_cached, sample_kw=sample_kw), **fit_kw)
+    outs = compare(b, methods, fit_fn=partial(fit_cached, sample_kw=sample_kw), match_iters=match_iters, **fit_kw)
     for lab, (fast, slow) in (wall_clock or {}).items():
         wkw = sample_kw if wall_sample_kw is None else wall_sample_kw
         outs[lab] = equal_time(outs[fast], outs[slow], lab, partial(fit_cached, sample_kw=wkw, **fit_kw))
@@ -200,13 +200,14 @@ def run_seeds(base:Config,              # what every run shares (out_dir: the ro
               wall_sample_kw:dict|None=None, # `sample_eval` options of the equal-wall-clock partners (None: `sample_kw`)
               workers:int=1,            # seeds trained at once, each in its own process (`in_parallel`); 1: one after the other
               extra:list=(),            # more jobs for the same pool (e.g. a `partial(fit_cached, ...)` the notebook reloads after)
-              per_run:bool=False,       # workers > 1: one job per (method, seed), not per seed (methods independent: fixed max_iters, no wall_clock)
+              per_run:bool=False,       # one job per (method, seed) when workers > 1; the methods are independent: not iteration-matched (fixed max_iters, no wall_clock)
               **fit_kw,                 # `fit_and_eval` options
              )->list:
     "`compare` per seed (each run cached, resumable) plus equal-wall-clock partners: one {label: out} dict per seed."
     if per_run and (wall_clock or base.max_iters is None):
         raise ValueError("per_run=True trains each method apart from the first, so it needs a fixed base.max_iters and no wall_clock partners")
-    kw = dict(wall_clock=wall_clock, sample_kw=sample_kw, wall_sample_kw=wall_sample_kw, fit_kw=fit_kw)
+    kw = dict(wall_clock=wall_clock, sample_kw=sample_kw, wall_sample_kw=wall_sample_kw, fit_kw=fit_kw,
+              match_iters=not per_run)           # per_run: each method stops on its own (a collapse of the first cuts no other)
     one = partial(_one_seed, base, methods, **kw)
     if workers > 1:                                   # fills the caches; every run is reloaded below
         jobs = ([partial(_one_seed, base, {lab: m}, s=s, **kw) for lab, m in methods.items() for s in seeds] if per_run
