@@ -22,7 +22,7 @@ from .langevin import latent_stats, fit_gaussian
 from .methods import SRI, chain_latents
 from . import metrics
 from .mnistnet import digit_likeness
-from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug, _train_len
+from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug, _train_len, RUNS
 
 # %% ../nbs/08a_evidence.ipynb
 VERDICT_RULE = ("A claim's verdict compares the per-seed values of two methods by Welch's t-test (two-sided): "
@@ -88,18 +88,27 @@ def sample_eval(method,                 # a trained method (`train`'s `Result.me
 
 # %% ../nbs/08a_evidence.ipynb
 FIT_CACHE = "fit_eval.pt"
-_VOLATILE = ("progress", "resume", "overwrite", "device", "tensorboard")     # do not change what a run computes
+# do not change what a run computes; out_dir is where the cache lies, so a runs directory can be moved and still be found
+_VOLATILE = ("progress", "resume", "overwrite", "device", "tensorboard", "out_dir")
 
 def _key(cfg, fit_kw, sample_kw):
     c = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _VOLATILE}
     return json.dumps(dict(cfg=c, fit={k: v for k, v in fit_kw.items() if k != "progress"}, sample=sample_kw), sort_keys=True, default=str)
+
+def _same_key(stored, key):
+    "Keys equal but for the volatile config fields (caches written before out_dir was volatile kept it)."
+    if stored == key: return True
+    try: a, b = json.loads(stored), json.loads(key)
+    except (TypeError, ValueError): return False
+    for k in (a, b): k.get("cfg", {}).pop("out_dir", None)
+    return a == b
 
 def _cache_get(path, key):
     "The stored result at `path` when its key is `key`, else None (an unreadable file is reported and ignored)."
     if not path.is_file(): return None
     try:
         d = torch.load(path, weights_only=False)                                 # (our own file)
-        return d["out"] if d["key"] == key else None
+        return d["out"] if _same_key(d["key"], key) else None
     except Exception as e: print(f"{path}: unreadable ({type(e).__name__}), evaluating again")
 
 def _cache_put(path, key, out):
@@ -113,7 +122,11 @@ def fit_cached(cfg:Config,              # the run
     "`fit_and_eval` + `sample_eval`, stored in the run directory: reloaded when asked again with the same settings; a checkpointed run resumes."
     cfg = dataclasses.replace(cfg, resume=True)
     key, path = _key(cfg, fit_kw, sample_kw), run_dir(cfg) / FIT_CACHE
-    if (d := _cache_get(path, key)) is not None: return dict(d, result=None, cached=True)
+    rd = str(run_dir(cfg).resolve())
+    if (d := _cache_get(path, key)) is not None:
+        RUNS["cached"].append(rd); return dict(d, result=None, cached=True)
+    RUNS["computed"].append(rd)
+    if (ck := run_dir(cfg) / "ckpt.pt").is_file(): RUNS["resumed"].append((rd, ck.stat().st_mtime))
     t0 = time.perf_counter()
     try: out = fit_and_eval(cfg, **fit_kw)
     except TrainingDiverged as e:                  # (also a collapse) recorded, not fatal: the last good checkpoint is evaluated
@@ -166,8 +179,11 @@ def _one_seed(base, methods, s, wall_clock, sample_kw, wall_sample_kw, fit_kw, m
     return outs
 
 def _job(fn, threads):
+    "A worker's job: `fn()`, then what it trained and reloaded (`repro.RUNS`' new entries) for the parent's record."
     torch.set_num_threads(threads)
+    n0 = {k: len(v) for k, v in RUNS.items()}                            # (a worker runs several jobs)
     fn()
+    return {k: v[n0[k]:] for k, v in RUNS.items()}
 
 def in_parallel(jobs:list,              # callables without arguments, picklable (`functools.partial` of module-level functions)
                 workers:int=2,          # processes at once (<= 1: the jobs run here, one after the other)
@@ -183,7 +199,9 @@ def in_parallel(jobs:list,              # callables without arguments, picklable
     ex = ProcessPoolExecutor(workers, mp_context=torch.multiprocessing.get_context("spawn"))
     try:
         for f in as_completed([ex.submit(_job, j, threads) for j in jobs]):
-            try: f.result()
+            try:
+                runs = f.result()
+                for k, v in runs.items(): RUNS[k] += v
             except BrokenProcessPool as e:
                 raise RuntimeError("a worker process died: out of memory, killed, or a job it could not unpickle (jobs must be "
                                    "functions of an importable module, not ones defined in a notebook)") from e
