@@ -9,7 +9,7 @@ __all__ = ['COLLAPSE_EPOCHS', 'LATENT_N', 'FIXED', 'TrainingDiverged', 'Training
            'Evaluate', 'generator_health', 'GeneratorHealth']
 
 # %% ../nbs/03b_callbacks.ipynb
-import importlib.util, json, shutil, time, warnings
+import importlib.util, json, math, shutil, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
@@ -17,8 +17,8 @@ import torch.distributed as dist
 from torch import nn
 from torchvision.utils import save_image
 from .config import Config, ConfigError, lr_at
-from .runio import EVAL, STEPSIZE, seed_for, seeded, rng_state, set_rng_state, save_checkpoint, load_checkpoint, write_log, to01, capped
-from .stepsize import optimize
+from .runio import EVAL, STEPSIZE, seed_for, seeded, rng_state, set_rng_state, save_checkpoint, load_checkpoint, write_log, to01, capped, validating, validation_record
+from .stepsize import optimize, PAPER_GRID
 from .langevin import latent_stats, sample_prior
 from .methods import SRI, chain_latents
 
@@ -220,12 +220,29 @@ def reestimate_s(method:nn.Module, # the method whose chain step size `s` is fit
                  epoch:int,        # picks the estimate's seed
                 )->tuple:
     "Fit the chain's step size on the held-out batch `x`; sets `method.s` and returns (s, seconds, curve): curve is the search's [[s, J], ...]."
+    K, grid, kw = cfg.K, cfg.s_grid, dict(cfg.s_kw)
+    if validating():                                   # a validation run: a cut-down search, projected to the full run's schedule
+        K, grid, kw, x, planned, done = _validation_search(method, x, cfg)
     t = time.perf_counter()
     with seeded(seed_for(cfg.seed, STEPSIZE, epoch), x.device):
-        s, hist = optimize(method.g, x, cfg.K, cfg.sigma, method=cfg.s_method, estimator=cfg.s_estimator, s0=method.s,
-                           grid=cfg.s_grid, seed=seed_for(cfg.seed, STEPSIZE, epoch) % 2**31, return_curve=True, **cfg.s_kw)
+        s, hist = optimize(method.g, x, K, cfg.sigma, method=cfg.s_method, estimator=cfg.s_estimator, s0=method.s,
+                           grid=grid, seed=seed_for(cfg.seed, STEPSIZE, epoch) % 2**31, return_curve=True, **kw)
+    sec = time.perf_counter() - t
+    if validating() and epoch == 0:
+        validation_record(f"step-size re-estimation {cfg.name} ({cfg.s_estimator}, {cfg.s_method})", "re-estimation chain steps",
+                          planned * math.ceil(cfg.epochs / cfg.s_every), done, sec)
     method.s = s
-    return s, time.perf_counter() - t, [[h["s"], round(h["J"], 4)] for h in hist]
+    return s, sec, [[h["s"], round(h["J"], 4)] for h in hist]
+
+def _validation_search(method, x, cfg):
+    """A validation run's search: one example, K = 1, the grid's first two values (gd: two steps); with the full search's and
+    this one's counts of example x chain step x J evaluation (a grid point; a gd step; per layer: two sweeps over each layer)."""
+    kw, G = dict(cfg.s_kw), list(cfg.s_grid or PAPER_GRID)
+    per = 2 * len(method.g.z_dims) if kw.get("per_layer") and cfg.s_method == "grid" else 1
+    evals = lambda grid, kw: int(kw.get("steps", 100)) if cfg.s_method == "gd" else len(grid) * per
+    planned = len(x) * cfg.K * evals(G, kw)
+    if cfg.s_method == "gd": kw["steps"] = min(int(kw.get("steps", 100)), 2)
+    return 1, G[:2], kw, x[:1], planned, evals(G[:2], kw)
 
 class ReestimateS(Callback):
     "Re-fit `method.s` at epoch 0 and every `cfg.s_every` epochs; warn once if that costs over 10% of the training."

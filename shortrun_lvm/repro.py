@@ -264,6 +264,7 @@ def runtime_table(results=None):
     for r in results:
         inv = r.get("invocations") or [dict(wall_seconds=r.get("wall_seconds"))]
         how = "1" if len(inv) == 1 else f"{len(inv)}: " + " + ".join(f"{(i['wall_seconds'] or 0) / 60:.1f}" for i in inv) + " min"
+        if "invocations" not in r: how = "the last only (written before invocations were recorded: a reload may hide the training's time)"
         w = r.get("wall_seconds")
         lines.append(f"| {r['notebook']} | {r['preset']} | {'—' if w is None else f'{w / 60:.1f} min'} | {how} | {r['hardware']} | {(r.get('date') or '—')[:10]} |")
     return "\n".join(lines)
