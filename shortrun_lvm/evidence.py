@@ -219,6 +219,7 @@ def run_seeds(base:Config,              # what every run shares (out_dir: the ro
               workers:int=1,            # seeds trained at once, each in its own process (`in_parallel`); 1: one after the other
               extra:list=(),            # more jobs for the same pool (e.g. a `partial(fit_cached, ...)` the notebook reloads after)
               per_run:bool=False,       # one job per (method, seed) when workers > 1; the methods are independent: not iteration-matched (fixed max_iters, no wall_clock)
+              first=(),                 # per_run: labels whose jobs are started first (the longest: the pool ends with short jobs, not one long one alone)
               **fit_kw,                 # `fit_and_eval` options
              )->list:
     "`compare` per seed (each run cached, resumable) plus equal-wall-clock partners: one {label: out} dict per seed."
@@ -228,7 +229,9 @@ def run_seeds(base:Config,              # what every run shares (out_dir: the ro
               match_iters=not per_run)           # per_run: each method stops on its own (a collapse of the first cuts no other)
     one = partial(_one_seed, base, methods, **kw)
     if workers > 1:                                   # fills the caches; every run is reloaded below
-        jobs = ([partial(_one_seed, base, {lab: m}, s=s, **kw) for lab, m in methods.items() for s in seeds] if per_run
+        if bad := [lab for lab in first if lab not in methods]: raise ValueError(f"first={bad}: not among the methods {list(methods)}")
+        order = list(first) + [lab for lab in methods if lab not in first]
+        jobs = ([partial(_one_seed, base, {lab: methods[lab]}, s=s, **kw) for lab in order for s in seeds] if per_run
                 else [partial(one, s=s) for s in seeds])
         in_parallel(jobs + list(extra), workers)
     else:
