@@ -252,7 +252,8 @@ def claims_table(results=None, reasons=None):
             if len(hits) > 6: ev += f"; ... {len(hits) - 6} more"
         else: ev = reasons.get(c) or ("" if figs else "not yet measured")
         if figs: ev += ("; " if ev else "") + "figures: " + ", ".join(figs)
-        vs = [f"{r['notebook']} ({r['preset']}): {r['verdicts'][c]}" for r in results if c in (r.get("verdicts") or {})]
+        vs = [f"{r['notebook']} ({r['preset']}){'' if k == c else ', ' + k[len(c) + 2:]}: {v}"      # also "C8, does it help ..."
+              for r in results for k, v in (r.get("verdicts") or {}).items() if k == c or k.startswith(c + ", ")]
         if vs: ev += "; verdicts: " + "; ".join(vs)
         lines.append(f"| {c} | {text} | {ev} |")
     return "\n".join(lines)
