@@ -21,7 +21,7 @@ import argparse, json, os, sys, time
 from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ROOT, S, SIGMA, Variant, make_x, sync, med, environment, load_check, Marks   # noqa: E402
+from bench import ROOT, S, SIGMA, Variant, make_x, sync, med, environment, load_check, Marks, time_call   # noqa: E402
 from shortrun_lvm import stepsize                                                                # noqa: E402
 from shortrun_lvm.fast import fast_defaults                                                      # noqa: E402
 from shortrun_lvm.models import get_model, n_params                                              # noqa: E402
@@ -34,10 +34,7 @@ FAMILY = ("jacobian", "hutchinson")                         # the paper's estima
 def train_iteration(g, dev, repeats):
     "Median seconds of one training iteration (K-step chain + Adam step) at batch 100 on `fast_defaults(dev)`'s path."
     v = Variant(g, K, dev, fast_defaults(dev)); x = make_x(g, BATCH, dev)
-    v(x, Marks(dev))                                                       # warm-up
-    ts = []
-    for _ in range(repeats):
-        sync(dev); t0 = time.perf_counter(); v(x, Marks(dev)); sync(dev); ts.append(time.perf_counter() - t0)
+    ts = time_call(lambda: v(x, Marks(dev)), dev, repeats)                 # (after one warm-up call)
     return med(ts), ts
 
 

@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['VERDICT_RULE', 'FIT_CACHE', 'LATENT_METRICS', 'AIS_METRICS', 'AIS_CACHE', 'AIS_VALIDATE_STEPS', 'verdict',
            'sample_eval', 'fit_cached', 'equal_time', 'in_parallel', 'run_seeds', 'sample_rows', 'seed_rows', 'values',
-           'summary', 'versus', 'cached', 'ais_cached']
+           'summary', 'versus', 'cached', 'ais_cached', 'ais_runs']
 
 # %% ../nbs/08a_evidence.ipynb
 import dataclasses, json, math, shutil, time
@@ -217,7 +217,7 @@ def run_seeds(base:Config,              # what every run shares (out_dir: the ro
               sample_kw:dict|None=None, # `sample_eval` options (a method's `fit=dict(sample_kw=...)` overrides them)
               wall_sample_kw:dict|None=None, # `sample_eval` options of the equal-wall-clock partners (None: `sample_kw`)
               workers:int=1,            # seeds trained at once, each in its own process (`in_parallel`); 1: one after the other
-              extra:list=(),            # more jobs for the same pool (e.g. a `partial(fit_cached, ...)` the notebook reloads after)
+              extra:list=(),            # more jobs for the same pool, started first (e.g. a notebook's longest: a `partial(fit_cached, ...)` it reloads after)
               per_run:bool=False,       # one job per (method, seed) when workers > 1; the methods are independent: not iteration-matched (fixed max_iters, no wall_clock)
               first=(),                 # per_run: labels whose jobs are started first (the longest: the pool ends with short jobs, not one long one alone)
               **fit_kw,                 # `fit_and_eval` options
@@ -233,7 +233,7 @@ def run_seeds(base:Config,              # what every run shares (out_dir: the ro
         order = list(first) + [lab for lab in methods if lab not in first]
         jobs = ([partial(_one_seed, base, {lab: methods[lab]}, s=s, **kw) for lab in order for s in seeds] if per_run
                 else [partial(one, s=s) for s in seeds])
-        in_parallel(jobs + list(extra), workers)
+        in_parallel(list(extra) + jobs, workers)
     else:
         for j in extra: j()
     return [one(s=s) for s in seeds]
@@ -326,6 +326,13 @@ def cached(path:str|Path,               # the file the result is stored in
 AIS_CACHE = "ais.pt"
 AIS_VALIDATE_STEPS = 20           # temperatures of a validation run's AIS (the full run's are projected)
 
+def _ais_key(o, x, ais_kw):
+    "What `ais_cached` evaluates (a validation run: capped) and the cache it looks in: planned images, temperatures, path, key, x, options."
+    planned, steps = len(x), int(ais_kw.get("n_steps", 1000)); x = x[:capped(planned)]
+    if validating(): ais_kw = dict(ais_kw, n_steps=min(steps, AIS_VALIDATE_STEPS))        # (and the pilot runs' share with it)
+    key = json.dumps(dict(iters=o["iters"], n=len(x), x=round(float(x.double().sum()), 6), kw=ais_kw), sort_keys=True, default=str)
+    return planned, steps, Path(o["run_dir"]) / AIS_CACHE, key, x, ais_kw
+
 def ais_cached(o:dict,                  # a run (`fit_cached`'s result): the checkpoint in its run directory is evaluated
                x:torch.Tensor,          # test images (n, *img_shape) in [-1, 1]
                progress:bool=False,     # show AIS's progress bar
@@ -333,13 +340,31 @@ def ais_cached(o:dict,                  # a run (`fit_cached`'s result): the che
               )->dict:
     "AIS log p(x) of a run on `x` (`ais.evaluate_run_ais`'s summary, per-example values as float32), stored in its run directory."
     from shortrun_lvm.ais import evaluate_run_ais
-    planned, steps = len(x), int(ais_kw.get("n_steps", 1000)); x = x[:capped(planned)]
-    if validating(): ais_kw = dict(ais_kw, n_steps=min(steps, AIS_VALIDATE_STEPS))        # (and the pilot runs' share with it)
-    key = json.dumps(dict(iters=o["iters"], n=len(x), x=round(float(x.double().sum()), 6), kw=ais_kw), sort_keys=True, default=str)
-    path = Path(o["run_dir"]) / AIS_CACHE
+    planned, steps, path, key, x, ais_kw = _ais_key(o, x, ais_kw)
     if (d := _cache_get(path, key)) is not None: return dict(d, cached=True)
     r = evaluate_run_ais(o["run_dir"], x, progress=progress, **ais_kw)
     validation_record(f"AIS {o['cfg']['name']}", "AIS images x temperatures", planned * steps, len(x) * r["n_steps"], r["seconds"])
     r["per_example"] = r["per_example"].float()
     _cache_put(path, key, r)
     return dict(r, cached=False)
+
+# %% ../nbs/08a_evidence.ipynb
+def _ais_job(o, x, ais_kw):
+    "A worker's AIS: `ais_cached` on the few fields of a run it reads, for the cache it fills."
+    ais_cached(dict(run_dir=o["run_dir"], iters=o["iters"], cfg=dict(name=o["cfg"]["name"])), x, **ais_kw)
+
+def ais_runs(runs:list,                 # `run_seeds`' result: one {label: out} dict per seed
+             x:torch.Tensor,            # test images (n, *img_shape) in [-1, 1]
+             skip=(),                   # labels not evaluated (e.g. an equal-wall-clock partner)
+             workers:int=1,             # processes for the runs not yet cached (<= 1, or a validation run: here, one after the other)
+             progress:bool=False,       # AIS progress bars (here only)
+             **ais_kw,                  # `ais_cached` options
+            )->list:
+    "`ais_cached` of every run but `skip`'s, put in `o['ais']`; the uncached ones computed by `workers` processes first. The runs evaluated."
+    todo = [o for r in runs for lab, o in r.items() if lab not in skip]
+    fresh = [_cache_get(p, k) is None for _, _, p, k, _, _ in (_ais_key(o, x, ais_kw) for o in todo)]
+    if workers > 1 and not validating() and sum(fresh) > 1:
+        in_parallel([partial(_ais_job, o, x, ais_kw) for o, f in zip(todo, fresh) if f], workers)
+    for o, f in zip(todo, fresh): o["ais"] = dict(ais_cached(o, x, progress=progress, **ais_kw), cached=not f)
+    return todo
+
