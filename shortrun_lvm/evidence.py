@@ -22,7 +22,7 @@ from .langevin import latent_stats, fit_gaussian
 from .methods import SRI, chain_latents
 from . import metrics
 from .mnistnet import digit_likeness
-from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug, _train_len, RUNS
+from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug, _train_len, RUNS, ran, LAST_RUN
 
 # %% ../nbs/08a_evidence.ipynb
 VERDICT_RULE = ("A claim's verdict compares the per-seed values of two methods by Welch's t-test (two-sided): "
@@ -124,9 +124,9 @@ def fit_cached(cfg:Config,              # the run
     key, path = _key(cfg, fit_kw, sample_kw), run_dir(cfg) / FIT_CACHE
     rd = str(run_dir(cfg).resolve())
     if (d := _cache_get(path, key)) is not None:
-        RUNS["cached"].append(rd); return dict(d, result=None, cached=True)
-    RUNS["computed"].append(rd)
-    if (ck := run_dir(cfg) / "ckpt.pt").is_file(): RUNS["resumed"].append((rd, ck.stat().st_mtime))
+        ran("cached", rd); return dict(d, result=None, cached=True)
+    ran("computed", rd)
+    if (ck := run_dir(cfg) / "ckpt.pt").is_file(): ran("resumed", (rd, ck.stat().st_mtime))
     t0 = time.perf_counter()
     try: out = fit_and_eval(cfg, **fit_kw)
     except TrainingDiverged as e:                  # (also a collapse) recorded, not fatal: the last good checkpoint is evaluated
@@ -139,6 +139,7 @@ def fit_cached(cfg:Config,              # the run
     if sample_kw is not None: out.update(sample_eval(out["result"].method, cfg, **sample_kw))
     out["history"], out["fit_seconds"] = out["result"].history, round(time.perf_counter() - t0, 1)   # training + every evaluation
     _cache_put(path, key, {k: v for k, v in out.items() if k != "result"})
+    LAST_RUN[0] = time.time()                      # (finished: a sign of life for `Record`)
     return dict(out, cached=False)
 
 # %% ../nbs/08a_evidence.ipynb
@@ -201,7 +202,8 @@ def in_parallel(jobs:list,              # callables without arguments, picklable
         for f in as_completed([ex.submit(_job, j, threads) for j in jobs]):
             try:
                 runs = f.result()
-                for k, v in runs.items(): RUNS[k] += v
+                for k, v in runs.items():
+                    for i in v: ran(k, i)
             except BrokenProcessPool as e:
                 raise RuntimeError("a worker process died: out of memory, killed, or a job it could not unpickle (jobs must be "
                                    "functions of an importable module, not ones defined in a notebook)") from e
