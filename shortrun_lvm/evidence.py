@@ -326,14 +326,15 @@ def cached(path:str|Path,               # the file the result is stored in
     return out
 
 AIS_CACHE = "ais.pt"
-AIS_VALIDATE_STEPS = 20           # temperatures of a validation run's AIS (the full run's are projected)
+AIS_VALIDATE_STEPS = 20           # temperatures of a validation run's AIS, with one chain per image (the full run's are projected)
 
 def _ais_key(o, x, ais_kw):
-    "What `ais_cached` evaluates (a validation run: capped) and the cache it looks in: planned images, temperatures, path, key, x, options."
-    planned, steps = len(x), int(ais_kw.get("n_steps", 1000)); x = x[:capped(planned)]
-    if validating(): ais_kw = dict(ais_kw, n_steps=min(steps, AIS_VALIDATE_STEPS))        # (and the pilot runs' share with it)
+    "What `ais_cached` evaluates (a validation run: capped) and the cache it looks in: planned images x temperatures x chains, path, key, x, options."
+    chains = int(ais_kw.get("n_chains", 16))                                               # (`evaluate_run_ais`' default)
+    planned = len(x) * int(ais_kw.get("n_steps", 1000)) * chains; x = x[:capped(len(x))]
+    if validating(): ais_kw = dict(ais_kw, n_steps=min(int(ais_kw.get("n_steps", 1000)), AIS_VALIDATE_STEPS), n_chains=1)   # (and the pilot runs' share with it)
     key = json.dumps(dict(iters=o["iters"], n=len(x), x=round(float(x.double().sum()), 6), kw=ais_kw), sort_keys=True, default=str)
-    return planned, steps, Path(o["run_dir"]) / AIS_CACHE, key, x, ais_kw
+    return planned, Path(o["run_dir"]) / AIS_CACHE, key, x, ais_kw
 
 def ais_cached(o:dict,                  # a run (`fit_cached`'s result): the checkpoint in its run directory is evaluated
                x:torch.Tensor,          # test images (n, *img_shape) in [-1, 1]
@@ -342,10 +343,10 @@ def ais_cached(o:dict,                  # a run (`fit_cached`'s result): the che
               )->dict:
     "AIS log p(x) of a run on `x` (`ais.evaluate_run_ais`'s summary, per-example values as float32), stored in its run directory."
     from shortrun_lvm.ais import evaluate_run_ais
-    planned, steps, path, key, x, ais_kw = _ais_key(o, x, ais_kw)
+    planned, path, key, x, ais_kw = _ais_key(o, x, ais_kw)
     if (d := _cache_get(path, key)) is not None: return dict(d, cached=True)
     r = evaluate_run_ais(o["run_dir"], x, progress=progress, **ais_kw)
-    validation_record(f"AIS {o['cfg']['name']}", "AIS images x temperatures", planned * steps, len(x) * r["n_steps"], r["seconds"])
+    validation_record(f"AIS {o['cfg']['name']}", "AIS images x temperatures x chains", planned, len(x) * r["n_steps"] * r["n_chains"], r["seconds"])
     r["per_example"] = r["per_example"].float()
     _cache_put(path, key, r)
     return dict(r, cached=False)
@@ -364,7 +365,7 @@ def ais_runs(runs:list,                 # `run_seeds`' result: one {label: out} 
             )->list:
     "`ais_cached` of every run but `skip`'s, put in `o['ais']`; the uncached ones computed by `workers` processes first. The runs evaluated."
     todo = [o for r in runs for lab, o in r.items() if lab not in skip]
-    fresh = [_cache_get(p, k) is None for _, _, p, k, _, _ in (_ais_key(o, x, ais_kw) for o in todo)]
+    fresh = [_cache_get(p, k) is None for _, p, k, _, _ in (_ais_key(o, x, ais_kw) for o in todo)]
     if workers > 1 and not validating() and sum(fresh) > 1:
         in_parallel([partial(_ais_job, o, x, ais_kw) for o, f in zip(todo, fresh) if f], workers)
     for o, f in zip(todo, fresh): o["ais"] = dict(ais_cached(o, x, progress=progress, **ais_kw), cached=not f)

@@ -84,7 +84,7 @@ def ran(kind, item):
     "Note a run in `RUNS[kind]` (and the time, `LAST_RUN`)."
     RUNS[kind].append(item); LAST_RUN[0] = time.time()
 
-BEAT_SECONDS = 30.0   # how often a Record notes in results/.<notebook>.running.json that its invocation is alive
+BEAT_SECONDS = 30.0   # how often a Record notes in results/.<notebook>.<preset>.running.json that its invocation is alive
 _BEATING = {}         # results path -> this process's Record for it (a notebook run again in the same kernel)
 
 class Record:
@@ -95,7 +95,7 @@ class Record:
         self.d = dict(notebook=notebook, preset=preset, reduced_scale=preset != "paper", device=str(device),
                       hardware=hardware(device), git_commit=git_commit(), meta=meta, rows=[], figures=[])
         # an invocation cut off before it saved (Ctrl-C, a lost machine, an error) leaves its time in the heartbeat file
-        self.beat, self.last = self.path.with_name(f".{notebook}.running.json"), self.t0
+        self.beat, self.last = self.path.with_name(f".{notebook}.{preset}.running.json"), self.t0
         self._done, self._lock = threading.Event(), threading.Lock()
         self.cut = self._cut_off()
         _BEATING[str(self.path)] = self
@@ -306,7 +306,8 @@ def runtime_table(results=None):
     lines = ["| notebook | preset | wall-clock | invocations | hardware | date |", "|---|---|---|---|---|---|"]
     for r in results:
         inv = r.get("invocations") or [dict(wall_seconds=r.get("wall_seconds"))]
-        how = "1" if len(inv) == 1 else f"{len(inv)}: " + " + ".join(f"{(i['wall_seconds'] or 0) / 60:.1f}" for i in inv) + " min"
+        how = "1" if len(inv) == 1 else f"{len(inv)}: " + " + ".join(f"{(i['wall_seconds'] or 0) / 60:.1f}" + (" (cut off)" if i.get("interrupted") else "")
+                                                                for i in inv) + " min"
         if "invocations" not in r: how = "the last only (written before invocations were recorded: a reload may hide the training's time)"
         w = r.get("wall_seconds")
         lines.append(f"| {r['notebook']} | {r['preset']} | {'—' if w is None else f'{w / 60:.1f} min'} | {how} | {r['hardware']} | {(r.get('date') or '—')[:10]} |")
@@ -325,7 +326,8 @@ def render_readme(index=None, results=None):
         elif src.startswith("#| readme: results"):
             out += [results_table(results), claims_table(results, reasons=MISSING_REASONS),
                     "How long each notebook took (`wall_seconds` in its JSON: every invocation that made its numbers, "
-                    "a run resumed from its cached or checkpointed runs included):", runtime_table(results)]
+                    "a run resumed from its cached or checkpointed runs included, and one cut off before it saved, "
+                    "to its last heartbeat):", runtime_table(results)]
         elif src and not src.startswith("#| hide"):
             out.append("```python\n" + "\n".join(l for l in src.splitlines() if not l.startswith("#|")) + "\n```")
     return "\n\n".join(out) + "\n"
