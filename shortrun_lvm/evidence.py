@@ -365,9 +365,10 @@ def ais_runs(runs:list,                 # `run_seeds`' result: one {label: out} 
             )->list:
     "`ais_cached` of every run but `skip`'s, put in `o['ais']`; the uncached ones computed by `workers` processes first. The runs evaluated."
     todo = [o for r in runs for lab, o in r.items() if lab not in skip]
-    fresh = [_cache_get(p, k) is None for _, p, k, _, _ in (_ais_key(o, x, ais_kw) for o in todo)]
-    if workers > 1 and not validating() and sum(fresh) > 1:
-        in_parallel([partial(_ais_job, o, x, ais_kw) for o, f in zip(todo, fresh) if f], workers)
-    for o, f in zip(todo, fresh): o["ais"] = dict(ais_cached(o, x, progress=progress, **ais_kw), cached=not f)
+    hit = [_cache_get(p, k) for _, p, k, _, _ in (_ais_key(o, x, ais_kw) for o in todo)]    # None: not computed before
+    if workers > 1 and not validating() and sum(h is None for h in hit) > 1:
+        in_parallel([partial(_ais_job, o, x, ais_kw) for o, h in zip(todo, hit) if h is None], workers)
+    for o, h in zip(todo, hit):    # the earlier invocations' estimates as loaded; this one's from the workers' cache or computed here
+        o["ais"] = dict(h, cached=True) if h is not None else dict(ais_cached(o, x, progress=progress, **ais_kw), cached=False)
     return todo
 

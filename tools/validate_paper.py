@@ -23,16 +23,18 @@ def run_one(nb, iters, device, tmp, kernel):
     env = dict(os.environ, SHORTRUN_LVM_VALIDATE=str(iters))
     cmd = [sys.executable, "-m", "papermill", "-k", kernel, "--cwd", "nbs", f"nbs/repro_{nb}.ipynb", str(out / "out.ipynb"),
            "-p", "preset", "paper", "-p", "device", device, "-p", "out_dir", str(out)]
-    t0 = time.time()
+    t0, load0 = time.time(), os.getloadavg()[0]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = round(time.time() - t0, 1)
+    # the machine's 1-minute load average before and after: the projections scale with it on a shared machine
+    load = dict(before=round(load0, 2), after=round(os.getloadavg()[0], 2), cpus=os.cpu_count())
     res = out / "results" / f"repro_{nb}.json"
     if r.returncode != 0 or not res.is_file():
         err = [l for l in (r.stderr or "").splitlines() if l.strip() and "Warning" not in l]
-        return dict(notebook=f"repro_{nb}", ok=False, wall_seconds=wall, error="\n".join(err[-6:]))
+        return dict(notebook=f"repro_{nb}", ok=False, wall_seconds=wall, load=load, error="\n".join(err[-6:]))
     d = json.loads(res.read_text())
     v = d.get("validation") or {}
-    return dict(notebook=f"repro_{nb}", ok=True, wall_seconds=wall, hardware=d.get("hardware"), iterations=v.get("iterations"),
+    return dict(notebook=f"repro_{nb}", ok=True, wall_seconds=wall, load=load, hardware=d.get("hardware"), iterations=v.get("iterations"),
                 projection=v.get("projection"), records=v.get("records"))
 
 
