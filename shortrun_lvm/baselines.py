@@ -135,11 +135,13 @@ class Stage2VAE(nn.Module):
 def encode_dataset(f:Callable,        # batch of images -> a tensor or a tuple of tensors
                    data,              # the training set (`ImageDataset`: len and `batch(idx)`)
                    batch_size:int,
-                   device:str|torch.device)->torch.Tensor|tuple:
+                   device:str|torch.device,
+                   n:int|None=None,   # the first n images (None: all)
+                  )->torch.Tensor|tuple:
     "Apply `f` to the training set in batches (`data.batch(idx)`); returns f's outputs concatenated (a tensor or a tuple of them)."
-    outs = []
-    for i in range(0, len(data), batch_size):
-        o = f(data.batch(torch.arange(i, min(i + batch_size, len(data)))).to(device))
+    outs, n = [], len(data) if n is None else min(int(n), len(data))
+    for i in range(0, n, batch_size):
+        o = f(data.batch(torch.arange(i, min(i + batch_size, n))).to(device))
         outs.append(o if isinstance(o, (tuple, list)) else (o,))
     cat = tuple(torch.cat(t, 0) for t in zip(*outs))
     return cat if len(cat) > 1 else cat[0]
@@ -167,10 +169,13 @@ class TwoStageVAE(VAE):
         loss, logs = super().loss(x, idx)
         return loss, {**logs, "gamma": self.log_gamma.exp().item()}
 
-    def fit_stage2(self, data, epochs=None):
-        "Train the second stage on z ~ q(z | x) of the training set (fresh draws every batch); returns the per-epoch mean losses."
-        dev = self.log_gamma.device
-        mu, logvar = encode_dataset(self.encode, data, self.batch_size, dev)
+    def fit_stage2(self, data, epochs=None, n=None):
+        "Train the second stage on z ~ q(z | x) of the training set (its first `n` images; None: all); the per-epoch mean losses."
+        return self._stage2_epochs(*encode_dataset(self.encode, data, self.batch_size, self.log_gamma.device, n=n), epochs)
+
+    def _stage2_epochs(self, mu, logvar, epochs=None):
+        "Stage-2 epochs over the encoded training set (z ~ q(z | x) drawn afresh every batch); the per-epoch mean losses."
+        dev = mu.device
         opt = torch.optim.Adam(self.stage2.parameters(), self.stage2_lr, betas=self.betas)
         hist = []
         for _ in range(self.stage2_epochs if epochs is None else epochs):
@@ -185,9 +190,14 @@ class TwoStageVAE(VAE):
 
     def finish(self, data):
         if not validating(): return self.fit_stage2(data)
-        t, n = time.perf_counter(), min(self.stage2_epochs, 1)      # a validation run (runio.validating): one epoch, projected
-        h = self.fit_stage2(data, epochs=n)
-        validation_record("2s-VAE stage 2", "stage-2 epochs", self.stage2_epochs, n, time.perf_counter() - t)
+        # a validation run (runio.validating): two batches of training images, one epoch; the encoding (done once) and the
+        # epochs are projected apart
+        n, t = min(len(data), 2 * self.batch_size), time.perf_counter()
+        mu, logvar = encode_dataset(self.encode, data, self.batch_size, self.log_gamma.device, n=n)
+        validation_record("2s-VAE stage 2: encode the training set", "images encoded", len(data), n, time.perf_counter() - t)
+        t, e = time.perf_counter(), min(self.stage2_epochs, 1)
+        h = self._stage2_epochs(mu, logvar, e)
+        validation_record("2s-VAE stage 2: epochs", "stage-2 latent passes", self.stage2_epochs * len(data), e * n, time.perf_counter() - t)
         return h
 
     @torch.no_grad()
@@ -290,8 +300,18 @@ class RAE(Method):
 
     def finish(self, data):
         "Fit the ex-post mixture to the training latents; returns EM's log-likelihood history."
-        z = encode_dataset(self.encode, data, self.batch_size, self.gmm.means.device)
-        return self.gmm.fit(z, self.kw["em_iters"], self.kw["em_tol"])
+        if not validating():
+            return self.gmm.fit(encode_dataset(self.encode, data, self.batch_size, self.gmm.means.device), self.kw["em_iters"], self.kw["em_tol"])
+        # a validation run (runio.validating): two batches of training images; the encoding and EM (linear in the images,
+        # projected at all `em_iters` iterations: an upper bound, EM may stop earlier) are projected apart
+        n, t = min(len(data), 2 * self.batch_size), time.perf_counter()
+        z = encode_dataset(self.encode, data, self.batch_size, self.gmm.means.device, n=n)
+        validation_record("RAE mixture: encode the training set", "images encoded", len(data), n, time.perf_counter() - t)
+        t = time.perf_counter()
+        h = self.gmm.fit(z, self.kw["em_iters"], self.kw["em_tol"])
+        validation_record("RAE mixture: EM (at most em_iters)", "EM image-iterations", len(data) * self.kw["em_iters"], n * len(h),
+                          time.perf_counter() - t)
+        return h
 
     @torch.no_grad()
     def reconstruct(self, x): return self.g(unflat(self.encode(x), self.z_dims))

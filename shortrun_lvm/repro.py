@@ -364,7 +364,8 @@ def fit_and_eval(cfg:Config,            # the run
                 )->dict:
     "Train `cfg` (`train` evaluates: test MSE, grids, FID if `fid_n`), add FD (MNIST-net) on MNIST; a dict of numbers and image tensors."
     fd_planned = fd_n or fid_n
-    n_eval, fid_n, fid_n_ref, fd_n, fd_n_ref = (capped(v) for v in (n_eval, fid_n, fid_n_ref, fd_n, fd_n_ref))   # a validation run: small
+    # a validation run: small. The FID's counts stay as planned in the config: `train` caps them and records the full count
+    n_eval, fd_n, fd_n_ref, fid_cap = (capped(v) for v in (n_eval, fd_n, fd_n_ref, fid_n))
     n_test = cfg.n_test if cfg.n_test is None else max(cfg.n_test, int(n_eval), int(n_show))
     if fid_n is not None and int(fid_n) < 2: raise ValueError(f"fid_n={fid_n}: FID needs at least 2 samples")
     fid = dict(fid_n=int(fid_n), fid_ref=fid_ref, fid_n_ref=int(fid_n_ref or fid_n), fid_batch=int(fid_batch), fid_method="auto") if fid_n else {}
@@ -390,9 +391,9 @@ def fit_and_eval(cfg:Config,            # the run
         t = time.perf_counter()
         with seeded(seed_for(cfg.seed, EVAL, 14), dev):
             d = fd_mnist(lambda m: method.sample(m).detach(), ref=fd_mnist_ref if fd_mnist_ref is not None else "mnist",
-                                 n=int(fd_n or fid_n), n_ref=int(fd_n_ref), device=dev, root=cfg.data_root, progress=progress)
+                                 n=int(fd_n or fid_cap), n_ref=int(fd_n_ref), device=dev, root=cfg.data_root, progress=progress)
         out.update(fd_mnist=d["fd"], fd_mnist_info={k_: v for k_, v in d.items() if k_ != "fd"})
-        validation_record(f"FD (MNIST-net) samples {cfg.name}", "samples", fd_planned, int(fd_n or fid_n), time.perf_counter() - t)
+        validation_record(f"FD (MNIST-net) samples {cfg.name}", "samples", fd_planned, int(fd_n or fid_cap), time.perf_counter() - t)
     out.update(result=res, cut_note=_cut_note(out))
     return out
 
