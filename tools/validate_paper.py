@@ -32,14 +32,21 @@ def run_one(nb, iters, device, tmp, kernel):
     if r.returncode != 0 or not res.is_file():
         err = [l for l in (r.stderr or "").splitlines() if l.strip() and "Warning" not in l]
         return dict(notebook=f"repro_{nb}", ok=False, wall_seconds=wall, load=load, error="\n".join(err[-6:]))
-    d = json.loads(res.read_text())
+    return summary(nb, json.loads(res.read_text()), wall, load)
+
+
+def summary(nb, d, wall, load):
+    "The row of a finished validation run of repro_<nb>: `d` its results JSON, `wall` its seconds, `load` the machine's load."
     v = d.get("validation") or {}
     rec = round(sum(r["seconds"] for r in v.get("records") or []), 1)
-    # the wall-clock the records do not cover (start-up, data, figures, anything not yet recorded): a stage missing from the
-    # projection shows up here
-    return dict(notebook=f"repro_{nb}", ok=True, wall_seconds=wall, recorded_seconds=rec, unrecorded_seconds=round(wall - rec, 1), load=load,
-                hardware=d.get("hardware"), iterations=v.get("iterations"), projection=v.get("projection"), records=v.get("records"))
-
+    # a notebook whose data are missing runs through without a stage: it says so rather than project nothing as 0 h
+    why = None if v.get("records") else next((r["note"] for r in d.get("rows", []) if r.get("ours") is None and r.get("note")),
+                                             "no stage recorded")
+    # unrecorded_seconds: the wall-clock the records do not cover (start-up, data, figures, anything not recorded); a stage
+    # missing from the projection shows up here
+    return dict(notebook=f"repro_{nb}", ok=True, git_commit=d.get("git_commit"), nothing_ran=why, wall_seconds=wall, recorded_seconds=rec,
+                unrecorded_seconds=round(wall - rec, 1), load=load, hardware=d.get("hardware"), iterations=v.get("iterations"),
+                projection=v.get("projection"), records=v.get("records"))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,7 +69,8 @@ def main(argv=None):
         print(f"repro_{nb}: paper preset, {a.iters} iterations per run ...", flush=True)
         r = run_one(nb, a.iters, a.device, tmp, a.kernel)
         rows.append(r)
-        if r["ok"]:
+        if r["ok"] and r["nothing_ran"]: print(f"  ran through in {r['wall_seconds']:.0f} s without a stage: {r['nothing_ran']}", flush=True)
+        elif r["ok"]:
             p = r["projection"] or {}
             print(f"  ok in {r['wall_seconds']:.0f} s ({r['unrecorded_seconds']:.0f} s of it outside the recorded stages); projected full run: {p.get('total_hours')} h "
                   f"({', '.join(f'{k} {v / 3600:.2f} h' for k, v in (p.get('by_unit') or {}).items())}) on {r['hardware']}", flush=True)
