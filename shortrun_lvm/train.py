@@ -201,9 +201,9 @@ def _project(run):
     start = run.it - len(run.step_s)                     # (a resumed run: what was done before does not count)
     if st: validation_record(f"train {cfg.method} {cfg.name}", "iterations", run.planned - start, len(st), sum(st))
     n_evals = 2 + math.ceil(run.planned / run.ipe) // max(cfg.sample_every, 1)     # epoch 0, every sample_every epochs, the end
-    full = min(cfg.eval_n, len(run.test))
-    validation_record(f"evaluations {cfg.name} (test MSE, latents, grids)", "evaluations", n_evals, 1,
-                      run.eval_s * full / max(run.eval_done, 1))
+    full = min(cfg.eval_n, len(run.test))     # test images per evaluation of the full run; this one evaluated eval_done
+    validation_record(f"evaluations {cfg.name} (test MSE, latents, grids)", "test-image evaluations", n_evals * full, run.eval_done,
+                      run.eval_s)
 
 def finish(run, reason):
     "Checkpoint, the method's `finish` (a cut run too), the final evaluation and FID, the final checkpoint; the `Result`."
