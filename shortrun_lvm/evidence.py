@@ -22,6 +22,7 @@ from .langevin import latent_stats, fit_gaussian
 from .methods import SRI, chain_latents
 from . import metrics
 from .mnistnet import digit_likeness
+from .ais import AIS_VALIDATE_STEPS      # a validation run's AIS: this many temperatures, one chain per image
 from .repro import fit_and_eval, compare, record_eval, merge_seeds, _slug, _train_len, RUNS, ran, LAST_RUN
 
 # %% ../nbs/08a_evidence.ipynb
@@ -326,7 +327,6 @@ def cached(path:str|Path,               # the file the result is stored in
     return out
 
 AIS_CACHE = "ais.pt"
-from .ais import AIS_VALIDATE_STEPS    # temperatures of a validation run's AIS, one chain per image (the full run's projected)
 
 def _ais_key(o, x, ais_kw):
     "What `ais_cached` evaluates (a validation run: capped) and the cache it looks in: planned images x temperatures x chains, path, key, x, options."

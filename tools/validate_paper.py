@@ -48,6 +48,7 @@ def summary(nb, d, wall, load):
                 unrecorded_seconds=round(wall - rec, 1), load=load, hardware=d.get("hardware"), iterations=v.get("iterations"),
                 projection=v.get("projection"), records=v.get("records"))
 
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notebooks", default=",".join(NOTEBOOKS), help="comma-separated: " + ",".join(NOTEBOOKS))
