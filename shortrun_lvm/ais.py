@@ -218,17 +218,17 @@ AIS_VALIDATE_STEPS = 20    # temperatures of a validation run's AIS and BDMC, wi
 def bdmc_gaps(g, sigma, n=16, steps=(10, 100, 1000), seed=0, **kw):
     "BDMC on n examples simulated from g, at each number of annealing steps: a list of dicts (mean lower, upper, gap and the gap's sem)."
     chains = int(kw.get("n_chains", inspect.signature(ais).parameters["n_chains"].default))
-    planned_n = n
-    if validating(): n, kw = capped(n), dict(kw, n_chains=1)    # a validation run: a few examples, one chain, AIS_VALIDATE_STEPS
+    planned_n, run_chains = n, chains
+    if validating(): n, run_chains = capped(n), 1               # a validation run: a few examples, one chain, AIS_VALIDATE_STEPS
     x, zs = simulate(g, n, sigma, seed)
     rows = []
     for T in steps:
         Tv = min(T, AIS_VALIDATE_STEPS) if validating() else T
-        t0 = time.time(); lo, up = bdmc(g, x, zs, sigma, n_steps=Tv, seed=seed + 1, **kw); gap = up - lo
+        t0 = time.time(); lo, up = bdmc(g, x, zs, sigma, n_steps=Tv, seed=seed + 1, **dict(kw, n_chains=run_chains)); gap = up - lo
         rows.append(dict(n_steps=Tv, lower=lo.mean().item(), upper=up.mean().item(), gap=gap.mean().item(),
                          gap_sem=(gap.std() / math.sqrt(n)).item() if n > 1 else float("nan"), seconds=time.time() - t0))
         validation_record(f"BDMC at {T} temperatures", "BDMC images x temperatures x chains", planned_n * T * chains,
-                          n * Tv * int(kw.get("n_chains", chains)), rows[-1]["seconds"])
+                          n * Tv * run_chains, rows[-1]["seconds"])
     return rows
 
 # %% ../nbs/05a_ais.ipynb

@@ -146,6 +146,13 @@ def encode_dataset(f:Callable,        # batch of images -> a tensor or a tuple o
     cat = tuple(torch.cat(t, 0) for t in zip(*outs))
     return cat if len(cat) > 1 else cat[0]
 
+def _validation_encode(stage:str, f:Callable, data, batch_size:int, device)->tuple:
+    "A validation run's (`runio.validating`) encoding: the first two batches, recorded as `stage` against the whole set; (outputs, n)."
+    n, t = min(len(data), 2 * batch_size), time.perf_counter()
+    out = encode_dataset(f, data, batch_size, device, n=n)
+    validation_record(stage, "images encoded", len(data), n, time.perf_counter() - t)
+    return out, n
+
 @register_method("2svae")
 class TwoStageVAE(VAE):
     "Dai & Wipf's two-stage VAE: stage 1 the VAE on `g` with learned gamma, stage 2 (fitted in `finish`) a VAE on its latents."
@@ -192,9 +199,8 @@ class TwoStageVAE(VAE):
         if not validating(): return self.fit_stage2(data)
         # a validation run (runio.validating): two batches of training images, one epoch; the encoding (done once) and the
         # epochs are projected apart
-        n, t = min(len(data), 2 * self.batch_size), time.perf_counter()
-        mu, logvar = encode_dataset(self.encode, data, self.batch_size, self.log_gamma.device, n=n)
-        validation_record("2s-VAE stage 2: encode the training set", "images encoded", len(data), n, time.perf_counter() - t)
+        (mu, logvar), n = _validation_encode("2s-VAE stage 2: encode the training set", self.encode, data, self.batch_size,
+                                             self.log_gamma.device)
         t, e = time.perf_counter(), min(self.stage2_epochs, 1)
         h = self._stage2_epochs(mu, logvar, e)
         validation_record("2s-VAE stage 2: epochs", "stage-2 latent passes", self.stage2_epochs * len(data), e * n, time.perf_counter() - t)
@@ -304,9 +310,7 @@ class RAE(Method):
             return self.gmm.fit(encode_dataset(self.encode, data, self.batch_size, self.gmm.means.device), self.kw["em_iters"], self.kw["em_tol"])
         # a validation run (runio.validating): two batches of training images; the encoding and EM (linear in the images,
         # projected at all `em_iters` iterations: an upper bound, EM may stop earlier) are projected apart
-        n, t = min(len(data), 2 * self.batch_size), time.perf_counter()
-        z = encode_dataset(self.encode, data, self.batch_size, self.gmm.means.device, n=n)
-        validation_record("RAE mixture: encode the training set", "images encoded", len(data), n, time.perf_counter() - t)
+        z, n = _validation_encode("RAE mixture: encode the training set", self.encode, data, self.batch_size, self.gmm.means.device)
         t = time.perf_counter()
         h = self.gmm.fit(z, self.kw["em_iters"], self.kw["em_tol"])
         validation_record("RAE mixture: EM (at most em_iters)", "EM image-iterations", len(data) * self.kw["em_iters"], n * len(h),
