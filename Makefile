@@ -29,6 +29,7 @@ test: $(VENV)/.installed
 	@git diff --quiet -- shortrun_lvm 2>/dev/null || { echo "nbdev_export changed shortrun_lvm/: the library was edited by hand or not re-exported"; git --no-pager diff --stat -- shortrun_lvm; exit 1; }
 	OMP_NUM_THREADS=1 nbdev_test --n_workers 2 --timing   # 2 notebooks at a time, 1 thread each: no oversubscription
 	@echo "nbdev_test: $$(ls nbs/*.ipynb | grep -v '/_' | wc -l) passed, 0 failed"
+	$(PY) tools/proc_nbs.py   # the docs build's notebook processing (docs-check): a test cell that mixes imports and code breaks it
 
 ## Also the cells tagged slow (long CPU checks; the DDP test)
 test-slow: $(VENV)/.installed
