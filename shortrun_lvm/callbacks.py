@@ -55,7 +55,8 @@ class Run:
     fast_kw: dict | None = None   # with cfg.fast: the FastChain options in force (the device's defaults under cfg.fast_kw)
     planned: int = 0              # the iterations this call would run without a validation cap (runio.validating)
     step_s: list = field(default_factory=list)   # a validation run's step durations (seconds)
-    eval_s: float = 0.; eval_done: int = 0       # the last evaluation's seconds and test images
+    eval_s: float = 0.; eval_done: int = 0       # a validation run's evaluations so far: seconds and test images
+    setup_s: float = 0.                           # a validation run's setup: build, data, resume (seconds)
     @property
     def master(self): return self.rank == 0
     @property
@@ -170,8 +171,9 @@ def evaluate(run, epoch, tag):
     lat = latent_diagnostics(run)
     if run.master: save_grids(run, tag)
     run.method.train()
-    run.eval_s, run.eval_done = time.perf_counter() - t, capped(min(run.cfg.eval_n, len(run.test)))
-    log(run, dict(kind="eval", iter=run.it, epoch=epoch, test_mse_pm1=mse, eval_n=run.eval_done, seconds=round(sec, 3),
+    n = capped(min(run.cfg.eval_n, len(run.test)))
+    run.eval_s += time.perf_counter() - t; run.eval_done += n        # (every evaluation counts in a validation run's record)
+    log(run, dict(kind="eval", iter=run.it, epoch=epoch, test_mse_pm1=mse, eval_n=n, seconds=round(sec, 3),
                   **lat), replace=True)                    # (a resumed finished run evaluates its last iteration again)
     check_collapse(run, mse, epoch)
     return mse

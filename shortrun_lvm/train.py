@@ -196,7 +196,7 @@ def fid_row(run):
     return f["fid"]
 
 def _project(run):
-    "A validation run's records: training (seconds per step after the first x planned iterations) and evaluations."
+    "A validation run's records: training (seconds per step after the first x planned iterations), evaluations, the one-offs."
     cfg, st = run.cfg, run.step_s[1:] or run.step_s
     start = run.it - len(run.step_s)                     # (a resumed run: what was done before does not count)
     if st: validation_record(f"train {cfg.method} {cfg.name}", "iterations", run.planned - start, len(st), sum(st))
@@ -204,6 +204,9 @@ def _project(run):
     full = min(cfg.eval_n, len(run.test))     # test images per evaluation of the full run; this one evaluated eval_done
     validation_record(f"evaluations {cfg.name} (test MSE, latents, grids)", "test-image evaluations", n_evals * full, run.eval_done,
                       run.eval_s)
+    # once per run in the full run too, so projected as measured: the setup and the first (untimed-above) step's warm-up
+    validation_record(f"setup {cfg.name} (model, data, resume)", "one-off seconds", 1, 1, run.setup_s)
+    if len(run.step_s) > 1: validation_record(f"first iteration {cfg.name} (warm-up)", "one-off seconds", 1, 1, run.step_s[0])
 
 def finish(run, reason):
     "Checkpoint, the method's `finish` (a cut run too), the final evaluation and FID, the final checkpoint; the `Result`."
@@ -259,6 +262,7 @@ def run_training(cfg:Config,
 
 def _run(cfg, rank, world, dev, ddp, callbacks):
     "Build, resume, write config.json, evaluate the untrained model, loop, finish."
+    t0 = time.perf_counter()
     run = build(cfg, rank, world, dev, ddp)
     if cfg.resume and run.ckpt.exists(): resume(run)
     elif cfg.resume and run.master: print(f"resume: no checkpoint in {run.run_dir}, starting fresh")
@@ -269,6 +273,7 @@ def _run(cfg, rank, world, dev, ddp, callbacks):
         meta = dict(asdict(cfg), world_size=world, device_used=str(dev), n_train_used=len(run.data), iters_per_epoch=run.ipe,
                     torch=torch.__version__, started=time.strftime("%Y-%m-%d %H:%M:%S"))
         atomic_write(run.run_dir / "config.json", json.dumps(meta, indent=1))
+    run.setup_s = time.perf_counter() - t0
     run.t_start = run.t_last = time.perf_counter(); run.it_last = run.it
     if run.it == 0: evaluate(run, 0, "e0000")          # the untrained generator, for reference
     return finish(run, loop(run))
