@@ -52,7 +52,7 @@ def summary(nb, d, wall, load):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notebooks", default=",".join(NOTEBOOKS), help="comma-separated: " + ",".join(NOTEBOOKS))
-    ap.add_argument("--iters", type=int, default=2, help="training iterations per run (the first is not timed)")
+    ap.add_argument("--iters", type=int, default=2, help="training iterations per run (the first, a warm-up, is recorded apart as a one-off)")
     ap.add_argument("--device", default="auto", help="the notebooks' device parameter")
     ap.add_argument("--kernel", default="shortrun_lvm", help="the Jupyter kernel (make installs it)")
     ap.add_argument("--out", default=None, help="the JSON to write (default results/validate_paper_<cpu|cuda>.json)")
