@@ -56,7 +56,7 @@ class Run:
     planned: int = 0              # the iterations this call would run without a validation cap (runio.validating)
     step_s: list = field(default_factory=list)   # a validation run's step durations (seconds)
     eval_s: float = 0.; eval_done: int = 0       # a validation run's evaluations so far: seconds and test images
-    setup_s: float = 0.                           # a validation run's setup: build, data, resume (seconds)
+    setup_s: float = 0.                           # seconds to build, load the data and resume (a validation run records them)
     @property
     def master(self): return self.rank == 0
     @property

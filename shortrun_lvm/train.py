@@ -204,7 +204,7 @@ def _project(run):
     full = min(cfg.eval_n, len(run.test))     # test images per evaluation of the full run; this one evaluated eval_done
     validation_record(f"evaluations {cfg.name} (test MSE, latents, grids)", "test-image evaluations", n_evals * full, run.eval_done,
                       run.eval_s)
-    # once per run in the full run too, so projected as measured: the setup and the first (untimed-above) step's warm-up
+    # once per run in the full run too, so projected as measured: the setup and the first step (a warm-up, kept out of the rate above)
     validation_record(f"setup {cfg.name} (model, data, resume)", "one-off seconds", 1, 1, run.setup_s)
     if len(run.step_s) > 1: validation_record(f"first iteration {cfg.name} (warm-up)", "one-off seconds", 1, 1, run.step_s[0])
 
