@@ -6,8 +6,8 @@
 __all__ = ['SCALES', 'OUTPUT_PATHS', 'RUNS', 'LAST_RUN', 'BEAT_SECONDS', 'CELEBA_L5', 'PAPER', 'CLAIMS', 'MISSING_REASONS',
            'resolve_preset', 'check_choice', 'hardware', 'git_commit', 'output_dirs', 'ran', 'Record', 'setup',
            'protocol_table', 'paper_number', 'load_results', 'results_table', 'claims_table', 'runtime_table',
-           'render_readme', 'write_readme', 'fit_and_eval', 'compare', 'pairs', 'save_grid', 'record_eval', 'table',
-           'curves', 'merge_seeds', 'claims_plot']
+           'load_validations', 'validation_table', 'render_readme', 'write_readme', 'fit_and_eval', 'compare', 'pairs',
+           'save_grid', 'record_eval', 'table', 'curves', 'merge_seeds', 'claims_plot']
 
 # %% ../nbs/08_repro.ipynb
 import atexit, dataclasses, datetime, json, math, os, platform, re, shutil, subprocess, sys, tempfile, threading, time
@@ -332,8 +332,29 @@ def runtime_table(results=None):
         lines.append(f"| {r['notebook']} | {r['preset']} | {'—' if w is None else f'{w / 60:.1f} min'} | {how} | {r['hardware']} | {(r.get('date') or '—')[:10]} |")
     return "\n".join(lines)
 
+def load_validations(results_dir=None):
+    "Every results/validate_paper_*.json (`make validate-paper`, one per device) as a list of dicts."
+    d = Path(results_dir) if results_dir else project_root() / "results"
+    return [json.loads(p.read_text()) for p in sorted(d.glob("validate_paper_*.json"))]
+
+def _hours(s): h = s / 3600; return f"{h:,.0f} h" if h >= 10 else f"{h:.1f} h"
+
+def validation_table(validations=None):
+    "Markdown table: what each notebook's `paper` preset would take, projected from a validation run, per device."
+    validations = load_validations() if validations is None else validations
+    lines = ["| notebook | hardware | validation run | projected full run | largest parts | date |", "|---|---|---|---|---|---|"]
+    for v in validations:
+        for r in v["notebooks"]:
+            p = r.get("projection") or {}
+            if not r.get("ok"): total, parts = "failed", (r.get("error") or "").splitlines()[-1:]
+            elif r.get("nothing_ran"): total, parts = "—", [f"nothing ran: {r['nothing_ran']}"]
+            else: total, parts = _hours(p["total_seconds"]), [f"{k} {_hours(s)}" for k, s in sorted(p["by_unit"].items(), key=lambda kv: -kv[1])[:3]]
+            lines.append(f"| {r['notebook']} | {r.get('hardware') or v.get('device')} | {r['wall_seconds'] / 60:.1f} min | {total} | "
+                         + "; ".join(parts).replace("|", "\\|") + f" | {(v.get('date') or '—')[:10]} |")
+    return "\n".join(lines)
+
 # %% ../nbs/08_repro.ipynb
-def render_readme(index=None, results=None):
+def render_readme(index=None, results=None, validations=None):
     "README.md text rendered from nbs/index.ipynb and results/*.json."
     import nbformat
     root = project_root()
@@ -346,7 +367,10 @@ def render_readme(index=None, results=None):
             out += [results_table(results), claims_table(results, reasons=MISSING_REASONS),
                     "How long each notebook took (`wall_seconds` in its JSON: every invocation that made its numbers, "
                     "a run resumed from its cached or checkpointed runs included, and one cut off before it saved, "
-                    "to its last heartbeat):", runtime_table(results)]
+                    "to its last heartbeat):", runtime_table(results),
+                    "What each notebook's `paper` preset would take, projected by `make validate-paper`: every stage run for 2 "
+                    "iterations, its measured rate times its planned count (results/validate_paper_<device>.json). One timed step "
+                    "per run, so an order of magnitude (a GPU's, until one is validated: results/bench_cuda.json):", validation_table(validations)]
         elif src and not src.startswith("#| hide"):
             out.append("```python\n" + "\n".join(l for l in src.splitlines() if not l.startswith("#|")) + "\n```")
     return "\n\n".join(out) + "\n"
