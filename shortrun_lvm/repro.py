@@ -368,9 +368,9 @@ def render_readme(index=None, results=None, validations=None):
                     "How long each notebook took (`wall_seconds` in its JSON: every invocation that made its numbers, "
                     "a run resumed from its cached or checkpointed runs included, and one cut off before it saved, "
                     "to its last heartbeat):", runtime_table(results),
-                    "What each notebook's `paper` preset would take, projected by `make validate-paper`: every stage run for 2 "
-                    "iterations, its measured rate times its planned count (results/validate_paper_<device>.json). One timed step "
-                    "per run, so an order of magnitude (a GPU's, until one is validated: results/bench_cuda.json):", validation_table(validations)]
+                    "What each notebook's `paper` preset would take, projected by `make validate-paper`: every stage run for a few "
+                    "iterations (`iterations` in results/validate_paper_<device>.json; 2 by default), its measured rate times its "
+                    "planned count. At the default, one timed step per run, so an order of magnitude (a GPU's, until one is validated: results/bench_cuda.json):", validation_table(validations)]
         elif src and not src.startswith("#| hide"):
             out.append("```python\n" + "\n".join(l for l in src.splitlines() if not l.startswith("#|")) + "\n```")
     return "\n\n".join(out) + "\n"
